@@ -1,0 +1,39 @@
+"""What every stage CLI shares: logging, and turning InputError into one line + exit 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from momentad.errors import InputError
+
+
+def setup_logging(verbose: bool) -> None:
+    """Quiet by default (warnings only); ``--verbose`` shows what each step is doing."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    # Harmless deprecation chatter from pinned third-party versions (transformers 4.33 on
+    # torch 2.13) would otherwise greet every user on every run.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a Typer command: bad input becomes ``error: <message>`` and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper

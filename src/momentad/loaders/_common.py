@@ -1,0 +1,79 @@
+"""Helpers the format loaders share: file checks and CSV reading with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from momentad.errors import InputError
+
+
+def existing(path: str | Path, what: str = "file") -> Path:
+    """Return ``path`` if it exists (a file, or a folder when what='folder'), else fail clearly."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found; check data.path in params.yaml")
+    if what == "file" and not p.is_file():
+        raise InputError(f"{p}: expected a file, found a folder; point data.path at the file")
+    if what == "file" and p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty; point data.path at a file with data")
+    return p
+
+
+def read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """Read a CSV, turning parser failures and empty tables into one-line errors."""
+    existing(path)
+    try:
+        df = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file has no rows; point data.path at a file with data") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{path}: not a readable CSV ({first}); check the file format") from None
+    if df.empty:
+        raise InputError(f"{path}: file has a header but no rows; point data.path at a file with data")
+    return df
+
+
+def require_column(df: pd.DataFrame, column: str, path: Path, param: str) -> None:
+    """Fail naming the file, the column and the param that names it."""
+    if column not in df.columns:
+        shown = ", ".join(map(str, list(df.columns)[:8])) + (" ..." if df.shape[1] > 8 else "")
+        raise InputError(
+            f"{path}: column '{column}' not found (columns: {shown}); "
+            f"rename it or set {param} in params.yaml"
+        )
+
+
+def finish(
+    frame: pd.DataFrame,
+    label: pd.Series | None = None,
+    fault_type: pd.Series | None = None,
+    root_cause: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Attach the label / fault_type / root_cause columns in the raw-table layout.
+
+    A missing label is derived from fault_type (non-null = anomalous); a missing fault_type
+    becomes "anomaly" wherever label is 1.
+    """
+    n = len(frame)
+    if label is None and fault_type is None:
+        raise ValueError("a loader must give label or fault_type")
+    if fault_type is not None:
+        fault_type = fault_type.astype("string").str.strip()
+        fault_type = fault_type.mask(fault_type.isin(["", "normal", "none", "None", "nan", "NaN", "0"]))
+    if label is None:
+        label = fault_type.notna().astype("int8")
+    label = label.reset_index(drop=True)
+    out = frame.reset_index(drop=True).copy()
+    out["label"] = label
+    if fault_type is None:
+        fault_type = pd.Series(pd.NA, index=range(n), dtype="string").mask(label.astype(bool), "anomaly")
+    out["fault_type"] = fault_type.reset_index(drop=True).astype("string")
+    out["root_cause"] = (
+        root_cause.reset_index(drop=True).astype("string")
+        if root_cause is not None
+        else pd.Series(pd.NA, index=range(n), dtype="string")
+    )
+    return out

@@ -1,0 +1,35 @@
+"""data.source: trainticket — one CSV: a timestamp column, KPI columns, a label and/or a
+fault-type column (and optionally a root-cause column), as the TrainTicket studies export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from momentad.loaders import RawData
+from momentad.loaders._common import finish, read_csv, require_column
+
+
+def load(path, options, data_params, seed) -> RawData:
+    """Options (data.trainticket): timestamp_column, label_column, fault_type_column,
+    root_cause_column; a column set to null is not used."""
+    path = Path(path)
+    ts_col = options.get("timestamp_column", "timestamp")
+    label_col = options.get("label_column", "label")
+    fault_col = options.get("fault_type_column", "fault_type")
+    root_col = options.get("root_cause_column", "root_cause")
+    df = read_csv(path)
+    require_column(df, ts_col, path, "data.trainticket.timestamp_column")
+    has_label = bool(label_col) and label_col in df.columns
+    has_fault = bool(fault_col) and fault_col in df.columns
+    if not has_label and not has_fault:
+        require_column(df, label_col or "label", path, "data.trainticket.label_column (or fault_type_column)")
+    meta = {c for c in (ts_col, label_col, fault_col, root_col) if c}
+    frame = df[[c for c in df.columns if c not in meta]].copy()
+    frame.insert(0, "timestamp", df[ts_col])
+    out = finish(
+        frame,
+        label=df[label_col] if has_label else None,
+        fault_type=df[fault_col] if has_fault else None,
+        root_cause=df[root_col] if root_col and root_col in df.columns else None,
+    )
+    return RawData(frame=out, source="trainticket", name=path.stem)

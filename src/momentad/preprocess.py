@@ -1,0 +1,227 @@
+"""From a raw table to scaled, chronologically split tables (the `preprocess` stage's library).
+
+Nothing fitted here sees validation or test rows: constant-channel detection and scaler
+statistics use the training split only; forward fill only looks backwards in time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from momentad.errors import InputError
+from momentad.loaders import RawData
+from momentad.params import require_choice, require_float, require_int
+
+log = logging.getLogger(__name__)
+
+META_COLUMNS = ("timestamp", "label", "fault_type", "root_cause")
+SPLITS = ("train", "val", "test")
+SCALERS = ("standard", "robust", "none")
+
+
+@dataclass
+class Processed:
+    """The three split tables and the schema that describes them."""
+
+    splits: dict[str, pd.DataFrame]
+    schema: dict[str, Any]
+
+
+def check_split(split: Any) -> dict[str, float]:
+    """Validate ``data.split`` (train/val/test fractions summing to 1)."""
+    if not isinstance(split, dict) or set(split) != set(SPLITS):
+        raise InputError("params.yaml: data.split needs exactly train, val and test fractions")
+    fr = {k: require_float(split[k], f"data.split.{k}", 0.01, 0.98) for k in SPLITS}
+    if abs(sum(fr.values()) - 1) > 1e-6:
+        raise InputError(f"params.yaml: data.split fractions sum to {sum(fr.values()):.3f}; make them sum to 1")
+    return fr
+
+
+def split_bounds(n: int, fractions: dict[str, float], train_end: int | None) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, stop) per split. A format-defined train part is kept as is and the
+    rest is divided between val and test in the ratio of their fractions."""
+    if train_end is None:
+        a = int(round(n * fractions["train"]))
+        b = a + int(round(n * fractions["val"]))
+    else:
+        a = train_end
+        b = a + int(round((n - a) * fractions["val"] / (fractions["val"] + fractions["test"])))
+    return {"train": (0, a), "val": (a, b), "test": (b, n)}
+
+
+def _timestamps(raw: RawData) -> pd.Series:
+    ts = raw.frame["timestamp"]
+    where = f"{raw.origin}: column 'timestamp'"
+    if ts.isna().any():
+        raise InputError(f"{where} is empty at row {int(np.flatnonzero(ts.isna())[0])}; fill or drop that row")
+    if not pd.api.types.is_numeric_dtype(ts) and not pd.api.types.is_datetime64_any_dtype(ts):
+        parsed = pd.to_datetime(ts, errors="coerce")
+        if parsed.isna().any():
+            bad = ts[parsed.isna()].iloc[0]
+            raise InputError(f"{where} has an unparseable time {bad!r}; use ISO 8601 or Unix seconds")
+        ts = parsed
+    diffs = np.diff(ts.to_numpy())
+    zero = diffs == diffs.dtype.type(0)
+    neg = diffs < diffs.dtype.type(0)
+    if neg.any():
+        i = int(np.flatnonzero(neg)[0]) + 1
+        raise InputError(f"{where} decreases at row {i} ({ts.iloc[i]}); sort the file by time")
+    if raw.unique_timestamps and zero.any():
+        i = int(np.flatnonzero(zero)[0]) + 1
+        raise InputError(f"{where} repeats {ts.iloc[i]} at row {i}; drop or aggregate duplicate rows")
+    return ts.reset_index(drop=True)
+
+
+def _features(raw: RawData) -> pd.DataFrame:
+    cols = [c for c in raw.frame.columns if c not in META_COLUMNS]
+    if not cols:
+        raise InputError(f"{raw.origin}: no KPI columns besides timestamp/label; add numeric feature columns")
+    out = {}
+    for c in cols:
+        s = raw.frame[c]
+        if pd.api.types.is_bool_dtype(s):
+            s = s.astype("float64")
+        elif not pd.api.types.is_numeric_dtype(s):
+            num = pd.to_numeric(s, errors="coerce")
+            bad = s[num.isna() & s.notna()]
+            if len(bad):
+                raise InputError(
+                    f"{raw.origin}: column '{c}' is not numeric (e.g. {bad.iloc[0]!r} at row "
+                    f"{bad.index[0]}); drop the column or fix its values"
+                )
+            s = num
+        if s.isna().all():
+            raise InputError(f"{raw.origin}: column '{c}' is entirely empty (all NaN); drop it from the file")
+        out[str(c)] = s.astype("float64")
+    return pd.DataFrame(out)
+
+
+def _labels(raw: RawData) -> pd.Series:
+    lab = pd.to_numeric(raw.frame["label"], errors="coerce")
+    if lab.isna().any() or not lab.isin([0, 1]).all():
+        bad = raw.frame["label"][~lab.isin([0, 1])].iloc[0]
+        raise InputError(f"{raw.origin}: column 'label' must be 0/1, found {bad!r}; map it to 0/1")
+    return lab.astype("int8")
+
+
+def events(label: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs of label==1 as [start, stop) pairs."""
+    d = np.diff(np.concatenate([[0], label.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+
+
+def fault_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per fault type: number of events and of anomalous timesteps."""
+    out: dict[str, dict[str, int]] = {}
+    ft = df["fault_type"].fillna("anomaly").to_numpy()
+    for s, e in events(df["label"].to_numpy()):
+        for kind in pd.unique(ft[s:e]):
+            c = out.setdefault(str(kind), {"events": 0, "timesteps": 0})
+            c["events"] += 1
+            c["timesteps"] += int((ft[s:e] == kind).sum())
+    return dict(sorted(out.items()))
+
+
+def preprocess(raw: RawData, data_params: dict[str, Any]) -> Processed:
+    """Validate, fill, split, drop constant channels and scale (fitted on train only)."""
+    fractions = check_split(data_params.get("split"))
+    scaler = require_choice(data_params.get("scaler", "standard"), "data.scaler", SCALERS)
+    limit = require_int(data_params.get("ffill_limit", 5), "data.ffill_limit", 0, 10_000)
+
+    ts = _timestamps(raw)
+    feats = _features(raw)
+    label = _labels(raw)
+    n = len(feats)
+    bounds = split_bounds(n, fractions, raw.train_end)
+    for name, (a, b) in bounds.items():
+        if b - a < 2:
+            raise InputError(
+                f"{raw.origin}: the {name} split has {b - a} rows of {n}; use a longer series or change data.split"
+            )
+
+    nan_before = feats.isna().sum()
+    feats = feats.ffill(limit=limit) if limit else feats
+    nan_after_ffill = feats.isna().sum()
+
+    a, b = bounds["train"]
+    train = feats.iloc[a:b]
+    std = train.std(ddof=0)
+    constant = [c for c in feats.columns if not np.isfinite(std[c]) or std[c] == 0]
+    if len(constant) == feats.shape[1]:
+        raise InputError(f"{raw.origin}: every KPI column is constant over the train split; nothing to model")
+    feats = feats.drop(columns=constant)
+    train = feats.iloc[a:b]
+
+    if scaler == "standard":
+        center, scale = train.mean(), train.std(ddof=0)
+    elif scaler == "robust":
+        center = train.median()
+        scale = train.quantile(0.75) - train.quantile(0.25)
+        scale = scale.where(scale > 0, train.std(ddof=0))  # IQR is 0 for mostly-flat KPIs
+    else:
+        center = pd.Series(0.0, index=feats.columns)
+        scale = pd.Series(1.0, index=feats.columns)
+    scaled = (feats - center) / scale
+    gaps = scaled.isna().sum()
+    # Gaps longer than the fill limit become the train centre (0 after scaling): neutral, and
+    # counted in schema.json so users see how much was imputed.
+    scaled = scaled.fillna(0.0 if scaler != "none" else train.mean()).astype("float32")
+
+    table = pd.concat(
+        [ts.rename("timestamp"), scaled, label.rename("label"),
+         raw.frame["fault_type"].reset_index(drop=True).astype("string"),
+         raw.frame["root_cause"].reset_index(drop=True).astype("string")],
+        axis=1,
+    )  # fmt: skip
+    splits = {k: table.iloc[a:b].reset_index(drop=True) for k, (a, b) in bounds.items()}
+
+    split_info = {}
+    for k, df in splits.items():
+        fc = fault_counts(df)
+        split_info[k] = {
+            "rows": len(df),
+            "first_timestamp": str(df["timestamp"].iloc[0]),
+            "last_timestamp": str(df["timestamp"].iloc[-1]),
+            "row_range": list(bounds[k]),
+            "anomalous_timesteps": int(df["label"].sum()),
+            "anomaly_ratio": round(float(df["label"].mean()), 6),
+            "events": sum(v["events"] for v in fc.values()),
+            "fault_types": fc,
+        }
+        if df["label"].sum() == 0:
+            log.warning("%s split has no labelled anomalies: metrics on it will be undefined", k)
+
+    schema = {
+        "source": raw.source,
+        "name": raw.name,
+        "origin": raw.origin,
+        "synthetic": raw.source == "synthetic",
+        "timestamp_dtype": str(ts.dtype),
+        "features": list(scaled.columns),
+        "n_features": scaled.shape[1],
+        "split_defined_by": "format" if raw.train_end is not None else "data.split",
+        "splits": split_info,
+        "scaler": {
+            "method": scaler,
+            "fitted_on": "train",
+            "center": {c: float(center[c]) for c in scaled.columns},
+            "scale": {c: float(scale[c]) for c in scaled.columns},
+        },
+        "dropped_columns": {"constant_in_train": constant},
+        "quality": {
+            "rows": n,
+            "missing_values": int(nan_before.sum()),
+            "forward_filled": int((nan_before - nan_after_ffill).sum()),
+            "ffill_limit": limit,
+            "gaps_left_after_ffill": int(gaps.sum()),
+            "gaps_by_column": {c: int(v) for c, v in gaps.items() if v},
+        },
+    }
+    if raw.info:
+        schema["source_info"] = raw.info
+    return Processed(splits=splits, schema=schema)

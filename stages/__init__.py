@@ -1,0 +1,1 @@
+"""One Typer CLI per DVC stage: `python -m stages.<name> --help`."""
