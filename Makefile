@@ -1,9 +1,13 @@
 # Quick start: `make run` (set up .venv, run the whole DVC pipeline) and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps
+# Some machines list local package folders that do not exist; pip warns once per package.
+QUIET_PIP := { grep -v "^WARNING: Location 'file:" || true; }
 # The venv's tools first, so dvc.yaml's `python -m stages...` runs inside it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -15,8 +19,8 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned dependencies from requirements.lock into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@$(PIP) -r requirements.lock 2>&1 | $(QUIET_PIP)
+	@$(PIP) --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	@touch $@
 
 run: $(STAMP)

@@ -52,10 +52,18 @@ def main(
             {
                 "length": cfg.length,
                 "context_length": CONTEXT_LENGTH,
-                "padding": {"side": "left", "steps": cfg.pad, "input_mask": "1 = observed, 0 = padding"},
+                "padding": {
+                    "side": "left",
+                    "steps": cfg.pad,
+                    "input_mask": "1 = observed, 0 = padding",
+                },
                 "patch_length": cfg.patch_length,
                 "patches_per_window": CONTEXT_LENGTH // cfg.patch_length,
-                "strides": {"train": cfg.train_stride, "val": cfg.eval_stride, "test": cfg.eval_stride},
+                "strides": {
+                    "train": cfg.train_stride,
+                    "val": cfg.eval_stride,
+                    "test": cfg.eval_stride,
+                },
                 "windows": {k: len(v) for k, v in indices.items()},
                 "windows_with_anomaly": {k: int(v["any_anomaly"].sum()) for k, v in indices.items()},
                 "values_from": str(processed),

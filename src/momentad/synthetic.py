@@ -62,14 +62,12 @@ class SyntheticConfig:
     """Size and shape knobs of the simulator (params.yaml: data.synthetic)."""
 
     services: int = 41
-    timesteps: int = 30240
+    timesteps: int = 40320
     start: str = "2026-01-05 00:00"
     freq_minutes: int = 1
     service_metrics: list[str] = field(default_factory=lambda: ["latency", "cpu"])
     platform_metrics: list[str] = field(default_factory=lambda: list(PLATFORM_METRICS))
-    faults_per_type: dict[str, int] = field(
-        default_factory=lambda: {"train": 2, "val": 1, "test": 1}
-    )
+    faults_per_type: dict[str, int] = field(default_factory=lambda: {"train": 2, "val": 1, "test": 1})
     fault_minutes: list[int] = field(default_factory=lambda: [10, 40])
     noise: float = 0.05
     benign_spike_rate: float = 0.0005
@@ -93,9 +91,7 @@ class SyntheticConfig:
         if not 2 <= self.services <= 500:
             raise InputError(f"params.yaml: data.synthetic.services={self.services}; use 2..500")
         if self.timesteps < 2000:
-            raise InputError(
-                f"params.yaml: data.synthetic.timesteps={self.timesteps} is too short; use >= 2000"
-            )
+            raise InputError(f"params.yaml: data.synthetic.timesteps={self.timesteps} is too short; use >= 2000")
         bad = set(self.service_metrics) - set(SERVICE_METRICS)
         if bad or not self.service_metrics:
             raise InputError(
@@ -203,7 +199,7 @@ def generate(cfg: SyntheticConfig, split_fractions: dict[str, float], seed: int)
 
     for f in faults:
         _inject(f, rng, own_lat, own_err, cpu, memory, skew, util)
-        s, e, r, m = f["start"], f["end"], f["root"], f["magnitude"]
+        s, e, m = f["start"], f["end"], f["magnitude"]
         if f["type"] == "db_slow_query":
             db_time[s:e] *= m
         elif f["type"] == "cache_failure":
@@ -232,7 +228,13 @@ def generate(cfg: SyntheticConfig, split_fractions: dict[str, float], seed: int)
     blips = rng.random((n, T)) < cfg.benign_spike_rate
     latency = latency * np.where(blips, rng.uniform(1.5, 3.0, (n, T)), 1.0)
 
-    per_service = {"latency": latency, "cpu": cpu, "memory": memory, "error_rate": err, "request_rate": rate}
+    per_service = {
+        "latency": latency,
+        "cpu": cpu,
+        "memory": memory,
+        "error_rate": err,
+        "request_rate": rate,
+    }
     platform = {
         "gateway_request_rate": rate[0] * (1 + 0.01 * rng.standard_normal(T)),
         "gateway_error_rate": err[0],
@@ -304,7 +306,11 @@ def _schedule_faults(
                 f"{split} split; raise timesteps or lower faults_per_type / fault_minutes"
             )
         for q, ftype in enumerate(types):
-            dur = int(rng.integers(max(2, lo // 4), max(3, lo // 2) + 1)) if ftype == "pod_restart" else int(rng.integers(lo, hi + 1))
+            dur = (
+                int(rng.integers(max(2, lo // 4), max(3, lo // 2) + 1))
+                if ftype == "pod_restart"
+                else int(rng.integers(lo, hi + 1))
+            )
             s0 = a + int(q * slot) + 10
             start = s0 + int(rng.integers(0, int(slot) - dur - 20 + 1))
             if ftype in ("db_slow_query",):

@@ -41,8 +41,7 @@ def require_column(df: pd.DataFrame, column: str, path: Path, param: str) -> Non
     if column not in df.columns:
         shown = ", ".join(map(str, list(df.columns)[:8])) + (" ..." if df.shape[1] > 8 else "")
         raise InputError(
-            f"{path}: column '{column}' not found (columns: {shown}); "
-            f"rename it or set {param} in params.yaml"
+            f"{path}: column '{column}' not found (columns: {shown}); rename it or set {param} in params.yaml"
         )
 
 

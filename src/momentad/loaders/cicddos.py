@@ -6,8 +6,6 @@ keep file order) and identifier columns (IPs, ports, flow ids) are dropped."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 

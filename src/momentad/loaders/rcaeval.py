@@ -9,7 +9,6 @@ label covers ``data.rcaeval.label_seconds`` from the injection time.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,7 +23,10 @@ def load(path, options, data_params, seed) -> RawData:
     if case.is_file():
         case, csv = case.parent, case
     else:
-        csv = next((case / n for n in ("data.csv", "metrics.csv", "simple_data.csv") if (case / n).exists()), None)
+        csv = next(
+            (case / n for n in ("data.csv", "metrics.csv", "simple_data.csv") if (case / n).exists()),
+            None,
+        )
         if csv is None:
             raise InputError(f"{case}: no data.csv or metrics.csv in the RCAEval case folder; check data.path")
     df = read_csv(csv)
@@ -34,9 +36,7 @@ def load(path, options, data_params, seed) -> RawData:
     if inject is None:
         inject_file = case / "inject_time.txt"
         if not inject_file.exists():
-            raise InputError(
-                f"{inject_file}: not found; add it or set data.rcaeval.inject_time (Unix seconds)"
-            )
+            raise InputError(f"{inject_file}: not found; add it or set data.rcaeval.inject_time (Unix seconds)")
         try:
             inject = float(inject_file.read_text().strip())
         except ValueError:

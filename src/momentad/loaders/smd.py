@@ -37,9 +37,7 @@ def load(path, options, data_params, seed) -> RawData:
     if train.shape[1] != test.shape[1]:
         raise InputError(f"{root}: train has {train.shape[1]} columns, test {test.shape[1]}; files do not match")
     if len(label) != len(test):
-        raise InputError(
-            f"{root / 'test_label' / (machine + '.txt')}: {len(label)} labels for {len(test)} test rows"
-        )
+        raise InputError(f"{root / 'test_label' / (machine + '.txt')}: {len(label)} labels for {len(test)} test rows")
     values = np.vstack([train, test])
     frame = pd.DataFrame(values, columns=[f"dim_{i}" for i in range(values.shape[1])])
     # SMD has no clock; rows are one minute apart in the original collection.

@@ -1,0 +1,85 @@
+"""Shared fixtures: a small copy of the repository and helpers to run stage CLIs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL_SYNTHETIC = {
+    "services": 8,
+    "timesteps": 6000,
+    "faults_per_type": {"train": 1, "val": 1, "test": 1},
+    "fault_minutes": [4, 10],
+}
+
+
+def small_params(**overrides) -> dict:
+    """The repository's params.yaml shrunk for tests: small synthetic series, 128-step windows."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["data"]["synthetic"].update(SMALL_SYNTHETIC)
+    p["window"].update({"length": 128, "train_stride": 32, "eval_stride": 128})
+    for dotted, value in overrides.items():
+        node = p
+        *parents, leaf = dotted.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = value
+    return p
+
+
+def write_params(folder: Path, params: dict) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A temporary working directory holding small params.yaml; stages run with cwd here."""
+    write_params(tmp_path, small_params())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """A git + DVC copy of the repository's tracked files with small params, for `dvc repro`."""
+    dest = tmp_path / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True
+    ).stdout.split("\0")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    write_params(dest, small_params())
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
+    return dest
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the venv's dvc in ``repo`` with the venv's python first on PATH."""
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    return subprocess.run([str(bindir / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)

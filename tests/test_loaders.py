@@ -1,0 +1,128 @@
+"""Each real-format loader on small files written in that exact format."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from momentad.errors import InputError
+from momentad.loaders import load
+from momentad.preprocess import preprocess
+
+SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def data_params(source, path, **options):
+    return {"source": source, "path": str(path), "split": SPLIT, "scaler": "standard",
+            "ffill_limit": 5, source: options}  # fmt: skip
+
+
+def test_trainticket_csv_label_and_fault_type(tmp_path):
+    n = 300
+    ts = pd.date_range("2024-03-01", periods=n, freq="1min")
+    rng = np.random.default_rng(0)
+    fault = np.full(n, "", dtype=object)
+    fault[100:110] = "cpu"
+    fault[250:260] = "delay"
+    df = pd.DataFrame({"timestamp": ts.astype(str), "ts-order-service_cpu": rng.random(n),
+                       "ts-order-service_latency": rng.random(n), "label": (fault != "").astype(int),
+                       "fault_type": fault, "root_cause": np.where(fault != "", "ts-order-service", "")})  # fmt: skip
+    df.to_csv(tmp_path / "tt.csv", index=False)
+    raw = load(data_params("trainticket", tmp_path / "tt.csv"), seed=0)
+    assert list(raw.frame.columns) == ["timestamp", "ts-order-service_cpu", "ts-order-service_latency",
+                                       "label", "fault_type", "root_cause"]  # fmt: skip
+    assert raw.frame["label"].sum() == 20
+    assert raw.frame["fault_type"].iloc[105] == "cpu" and pd.isna(raw.frame["fault_type"].iloc[0])
+    assert raw.frame["root_cause"].iloc[255] == "ts-order-service"
+
+
+def test_trainticket_fault_type_only_derives_label(tmp_path):
+    df = pd.DataFrame({"time": range(50), "kpi": np.arange(50.0), "fault": [None] * 40 + ["loss"] * 10})
+    df.to_csv(tmp_path / "tt.csv", index=False)
+    raw = load(data_params("trainticket", tmp_path / "tt.csv", timestamp_column="time",
+                           label_column=None, fault_type_column="fault"), seed=0)  # fmt: skip
+    assert raw.frame["label"].tolist() == [0] * 40 + [1] * 10
+    assert list(raw.frame.columns[:2]) == ["timestamp", "kpi"]
+
+
+def test_rcaeval_case_folder(tmp_path):
+    case = tmp_path / "RE2-TT" / "ts-auth-service_cpu" / "1"
+    case.mkdir(parents=True)
+    t0 = 1_700_000_000
+    df = pd.DataFrame({"time": t0 + np.arange(0, 1200, 10), "ts-auth-service_cpu": np.arange(120.0),
+                       "ts-auth-service_mem": np.ones(120) + np.arange(120) % 3})  # fmt: skip
+    df.to_csv(case / "data.csv", index=False)
+    (case / "inject_time.txt").write_text(str(t0 + 600))
+    raw = load(data_params("rcaeval", case, label_seconds=100), seed=0)
+    lab = raw.frame["label"].to_numpy()
+    assert lab.sum() == 10 and lab[60] == 1 and lab[59] == 0 and lab[70] == 0
+    assert set(raw.frame["fault_type"].dropna()) == {"cpu"}
+    assert set(raw.frame["root_cause"].dropna()) == {"ts-auth-service"}
+    assert raw.frame["timestamp"].iloc[0] == pd.Timestamp(t0, unit="s")
+
+
+def test_smd_respects_format_train_part(tmp_path):
+    rng = np.random.default_rng(1)
+    for sub in ("train", "test", "test_label"):
+        (tmp_path / sub).mkdir()
+    np.savetxt(tmp_path / "train" / "machine-1-1.txt", rng.random((400, 3)), delimiter=",", fmt="%.5f")
+    np.savetxt(tmp_path / "test" / "machine-1-1.txt", rng.random((200, 3)), delimiter=",", fmt="%.5f")
+    lab = np.zeros(200, dtype=int)
+    lab[150:160] = 1
+    lab[20:25] = 1
+    np.savetxt(tmp_path / "test_label" / "machine-1-1.txt", lab, fmt="%d")
+    raw = load(data_params("smd", tmp_path, machine="machine-1-1"), seed=0)
+    assert raw.train_end == 400 and len(raw.frame) == 600
+    assert raw.frame["label"].iloc[:400].sum() == 0 and raw.frame["label"].sum() == 15
+    out = preprocess(raw, data_params("smd", tmp_path))
+    rows = {k: len(v) for k, v in out.splits.items()}
+    assert rows == {"train": 400, "val": 100, "test": 100}  # rest split val:test = 15:15
+
+
+def test_ucr_name_gives_train_end_and_anomaly(tmp_path):
+    values = np.sin(np.arange(3000) / 10)
+    path = tmp_path / "135_UCR_Anomaly_InternalBleeding16_1200_2500_2510.txt"
+    path.write_text("  ".join(f"{v:.6f}" for v in values))  # archive files may be one line
+    raw = load(data_params("ucr", path), seed=0)
+    assert raw.train_end == 1200 and raw.name == "InternalBleeding16"
+    lab = raw.frame["label"].to_numpy()
+    assert lab.sum() == 11 and lab[2499] == 1 and lab[2509] == 1 and lab[2498] == 0
+
+
+def test_ucr_bad_name_is_clear(tmp_path):
+    path = tmp_path / "series.txt"
+    path.write_text("1\n2\n3\n")
+    with pytest.raises(InputError, match="UCR_Anomaly"):
+        load(data_params("ucr", path), seed=0)
+
+
+def test_tsbad_train_length_from_name(tmp_path):
+    path = tmp_path / "001_NAB_id_1_Facility_tr_300_1st_400.csv"
+    rng = np.random.default_rng(2)
+    lab = np.zeros(600, dtype=int)
+    lab[400:420] = 1
+    pd.DataFrame({"Data": rng.random(600), "Data2": rng.random(600), "Label": lab}).to_csv(path, index=False)
+    raw = load(data_params("tsbad", path), seed=0)
+    assert raw.train_end == 300
+    assert list(raw.frame.columns[:3]) == ["timestamp", "Data", "Data2"]
+    assert raw.frame["label"].sum() == 20
+
+
+def test_cicddos_orders_flows_and_drops_identifiers(tmp_path):
+    rows = 40
+    ts = pd.date_range("2018-12-01 10:00", periods=rows, freq="s")
+    order = np.random.default_rng(3).permutation(rows)
+    df = pd.DataFrame({
+        "Unnamed: 0": range(rows), "Flow ID": ["f"] * rows, " Source IP": ["1.2.3.4"] * rows,
+        " Timestamp": ts[order].astype(str), " Flow Duration": order.astype(float),
+        "Flow Bytes/s": np.where(order == 5, np.inf, 1.0),
+        " Label": np.where(order >= 30, "DrDoS_DNS", "BENIGN"),
+    })  # fmt: skip
+    df.to_csv(tmp_path / "DrDoS_DNS.csv", index=False)
+    raw = load(data_params("cicddos", tmp_path / "DrDoS_DNS.csv"), seed=0)
+    f = raw.frame
+    assert f["timestamp"].is_monotonic_increasing
+    assert f["Flow Duration"].tolist() == list(range(rows))  # ordered by time
+    assert "Source IP" not in f.columns and "Flow ID" not in f.columns
+    assert f["label"].tolist() == [0] * 30 + [1] * 10
+    assert set(f["fault_type"].dropna()) == {"DrDoS_DNS"}
+    assert np.isnan(f["Flow Bytes/s"].iloc[5])  # Infinity becomes a gap, filled by preprocess

@@ -1,0 +1,39 @@
+"""The DVC pipeline end to end in a temporary copy of the repository."""
+
+import re
+import subprocess
+
+import yaml
+from tests.conftest import ROOT, dvc
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
+    first = dvc(repo_copy, "repro")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert {"preprocess", "window"} <= ran(first.stdout)
+    assert (repo_copy / "data/processed/schema.json").is_file()
+    assert (repo_copy / "data/windows/windows.json").is_file()
+    assert (repo_copy / "dvc.lock").is_file()
+
+    again = dvc(repo_copy, "repro")
+    assert again.returncode == 0 and ran(again.stdout) == set(), again.stdout
+    status = dvc(repo_copy, "status")
+    assert "up to date" in status.stdout, status.stdout
+
+    dvc(repo_copy, "commit", "-f")  # dvc exp run needs a commit to branch from
+    subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
+                   cwd=repo_copy, check=True)  # fmt: skip
+    exp = dvc(repo_copy, "exp", "run", "-S", "data.synthetic.noise=0.08")
+    assert exp.returncode == 0, exp.stderr + exp.stdout
+    assert ran(exp.stdout) == {"preprocess", "window"}, exp.stdout
+
+
+def test_stages_declare_exactly_the_params_they_read():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["preprocess"]["params"] == ["seed", "data"]
+    assert stages["window"]["params"] == ["window"]

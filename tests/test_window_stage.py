@@ -1,0 +1,127 @@
+"""The window stage through its real CLI, and materialising windows for the model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from stages.preprocess import app as preprocess_app
+from stages.window import app as window_app
+from tests.conftest import small_params, write_params
+
+from momentad.windows import CONTEXT_LENGTH, materialize, starts
+
+
+@pytest.fixture
+def processed(runner, workdir):
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    return workdir / "data" / "processed"
+
+
+def test_windows_cover_each_split_without_crossing(runner, workdir, processed):
+    result = runner.invoke(window_app, [])
+    assert result.exit_code == 0, result.output
+    out = workdir / "data" / "windows"
+    meta = json.loads((out / "windows.json").read_text())
+    assert meta["context_length"] == CONTEXT_LENGTH and meta["patch_length"] == 8
+    assert meta["padding"]["steps"] == CONTEXT_LENGTH - 128
+    for name, stride in (("train", 32), ("val", 128), ("test", 128)):
+        split = pd.read_parquet(processed / f"{name}.parquet")
+        idx = pd.read_parquet(out / f"{name}.parquet")
+        assert meta["windows"][name] == len(idx)
+        assert (idx["stop"] - idx["start"] == 128).all()
+        assert idx["start"].min() == 0 and idx["stop"].max() == len(split)  # inside the split
+        covered = np.zeros(len(split), bool)
+        for a, b in zip(idx["start"], idx["stop"], strict=True):
+            covered[a:b] = True
+        assert covered.all()
+        assert (np.diff(idx["start"])[:-1] == stride).all()
+        # window labels agree with the per-timestep labels
+        lab = split["label"].to_numpy()
+        for row in idx.itertuples():
+            frac = lab[row.start : row.stop].mean()
+            assert row.any_anomaly == (frac > 0)
+            assert row.anomaly_fraction == pytest.approx(frac, abs=1e-6)
+            want = sorted(set(split["fault_type"].iloc[row.start : row.stop].dropna()))
+            assert list(row.fault_types) == want
+            assert row.start_timestamp == split["timestamp"].iloc[row.start]
+
+
+def test_index_size_does_not_grow_with_values(runner, workdir, processed):
+    # the index stores row ranges, not copies of the windows
+    assert runner.invoke(window_app, []).exit_code == 0
+    idx = pd.read_parquet(workdir / "data/windows/train.parquet")
+    assert "values" not in idx.columns and len(idx.columns) == 8
+
+
+def test_materialize_pads_left_and_masks():
+    values = np.arange(40, dtype=np.float32).reshape(20, 2)
+    idx = pd.DataFrame({"start": [0, 10], "stop": [8, 18]})
+    x, mask = materialize(values, idx, context=16)
+    assert x.shape == (2, 2, 16) and mask.shape == (2, 16)
+    assert mask[0].tolist() == [0] * 8 + [1] * 8
+    np.testing.assert_array_equal(x[1, 0, 8:], values[10:18, 0])
+    np.testing.assert_array_equal(x[1, 1, 8:], values[10:18, 1])
+    assert (x[:, :, :8] == 0).all()
+
+
+def test_materialize_window_256_for_moment_context(runner, workdir):
+    write_params(workdir, small_params(**{"window.length": 256, "window.eval_stride": 256}))
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    assert runner.invoke(window_app, []).exit_code == 0
+    split = pd.read_parquet(workdir / "data/processed/test.parquet")
+    idx = pd.read_parquet(workdir / "data/windows/test.parquet")
+    feats = [c for c in split.columns if c not in ("timestamp", "label", "fault_type", "root_cause")]
+    x, mask = materialize(split[feats].to_numpy(), idx)
+    assert x.shape == (len(idx), len(feats), 512)
+    assert (mask.sum(axis=1) == 256).all() and (mask[:, :256] == 0).all()
+
+
+def test_starts_end_aligned():
+    assert starts(10, 4, 4).tolist() == [0, 4, 6]
+    assert starts(8, 4, 4).tolist() == [0, 4]
+    assert starts(4, 4, 1).tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"window.length": 1024}, "window.length=1024 is out of range"),
+        ({"window.length": 100}, "must be a multiple of window.patch_length"),
+        ({"window.train_stride": 0}, "window.train_stride=0 is out of range"),
+        ({"window.patch_length": 7}, "window.patch_length=7 must divide 512"),
+        (
+            {
+                "window.length": 512,
+                "data.synthetic.timesteps": 3000,
+                "data.synthetic.fault_minutes": [2, 4],
+            },
+            "val.parquet: 450 rows give no window",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_window_params_clear_error_no_output(runner, workdir, overrides, message):
+    write_params(workdir, small_params(**overrides))
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    result = runner.invoke(window_app, [])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (workdir / "data/windows").exists()
+
+
+def test_series_shorter_than_one_window(runner, workdir):
+    n = 300
+    pd.DataFrame({"timestamp": np.arange(n), "cpu": np.random.default_rng(0).random(n),
+                  "label": np.arange(n) % 40 == 0}).astype({"label": int}).to_csv("d.csv", index=False)  # fmt: skip
+    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+                                          "window.length": 512}))  # fmt: skip
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    result = runner.invoke(window_app, [])
+    assert result.exit_code == 2 and "shorter than one window" in result.output
+
+
+def test_missing_processed_input(runner, workdir):
+    result = runner.invoke(window_app, [])
+    assert result.exit_code == 2
+    assert "train.parquet: not found; run `dvc repro preprocess` first" in result.output
