@@ -13,6 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
+# random-init checkpoints are deterministic per (size, seed): share them across tests
+MODEL_CACHE = ROOT / ".cache" / "test-models"
 
 SMALL_SYNTHETIC = {
     "services": 8,
@@ -27,6 +29,7 @@ def small_params(**overrides) -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"]["synthetic"].update(SMALL_SYNTHETIC)
     p["window"].update({"length": 128, "train_stride": 32, "eval_stride": 128})
+    p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
     for dotted, value in overrides.items():
         node = p
         *parents, leaf = dotted.split(".")

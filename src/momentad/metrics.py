@@ -20,6 +20,7 @@ scores and :func:`at_threshold` on test.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from momentad.errors import InputError
@@ -281,3 +282,80 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, sliding_window: int)
         "r_f1": r_f1(labels, scores),
         "affiliation_f1": affiliation_f1(labels, scores),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# deployment view: a threshold fixed on validation, applied to test
+def find_period(x: np.ndarray, max_lag: int = 400) -> int:
+    """Dominant period of ``x`` from its autocorrelation (TSB-AD's ``find_length_rank``, rank 1):
+    the highest local maximum of the ACF at lags 3..max_lag; 125 when none lies in 3..300."""
+    x = np.asarray(x, dtype=np.float64)[:20000]
+    x = x - x.mean()
+    n = x.size
+    if n < 10 or not np.any(x):
+        return 125
+    f = np.fft.rfft(x, 2 ** int(np.ceil(np.log2(2 * n))))
+    acf = np.fft.irfft(f * np.conj(f))[: min(max_lag, n - 1) + 1]
+    acf = acf / acf[0]
+    base = 3
+    a = acf[base:]
+    peaks = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] > a[2:])) + 1
+    if peaks.size == 0:
+        return 125
+    best = peaks[np.argmax(a[peaks])]
+    return int(best + base) if 3 <= best <= 300 else 125
+
+
+def select_threshold(val_labels: np.ndarray, val_scores: np.ndarray, rule: str, percentile: float = 99.0,
+                     k: float = 3.0, iqr_factor: float = 1.5) -> float:  # fmt: skip
+    """A threshold from **validation** scores (and labels, for val_best_f1) only."""
+    s = np.asarray(val_scores, dtype=np.float64)
+    if rule == "val_best_f1":
+        y = np.asarray(val_labels)
+        if y.sum() == 0:
+            raise InputError(
+                "evaluate.threshold=val_best_f1 needs anomalies in the validation split, which has none; "
+                "use percentile, mean_kstd or iqr, or change data.split"
+            )
+        p, r, t = precision_recall_curve(y, s)
+        f = _f1(p[:-1], r[:-1], 1e-12)
+        return float(t[np.argmax(f)])
+    if rule == "percentile":
+        return float(np.percentile(s, percentile))
+    if rule == "mean_kstd":
+        return float(s.mean() + k * s.std())
+    if rule == "iqr":
+        q1, q3 = np.percentile(s, [25, 75])
+        return float(q3 + iqr_factor * (q3 - q1))
+    raise InputError(f"params.yaml: evaluate.threshold={rule!r}; use one of {', '.join(THRESHOLD_RULES)}")
+
+
+def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Point-wise precision, recall and F1 of ``scores >= threshold``."""
+    y = np.asarray(labels) > 0
+    pred = np.asarray(scores) >= threshold
+    tp = float(np.sum(pred & y))
+    precision = tp / pred.sum() if pred.sum() else 0.0
+    recall = tp / y.sum() if y.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1_at_val_threshold": f1, "precision_at_val_threshold": precision, "recall_at_val_threshold": recall}
+
+
+def fault_type_recall(labels: np.ndarray, fault_types, scores: np.ndarray, threshold: float) -> dict[str, dict]:
+    """Per fault type: events (runs of one type) with at least one step flagged, and their share."""
+    pred = np.asarray(scores) >= threshold
+    ft = pd.Series(fault_types, dtype="string").fillna("anomaly").to_numpy(dtype=object)
+    out: dict[str, dict] = {}
+    for s, e in zip(*segments(labels), strict=True):
+        kinds, starts = [], []
+        for i in range(s, e + 1):  # an event can change type midway (overlapping injections)
+            if i == s or ft[i] != ft[i - 1]:
+                kinds.append(ft[i])
+                starts.append(i)
+        for kind, a, b in zip(kinds, starts, starts[1:] + [e + 1], strict=True):
+            c = out.setdefault(str(kind), {"events": 0, "detected": 0})
+            c["events"] += 1
+            c["detected"] += int(pred[a:b].any())
+    for c in out.values():
+        c["recall"] = c["detected"] / c["events"]
+    return dict(sorted(out.items()))

@@ -1,0 +1,9 @@
+"""Detectors: every method (MOMENT and the baselines) behind one interface.
+
+A detector is fitted on the training split (and may use validation for early stopping) and
+scores a split to one anomaly score per timestep, higher = more anomalous.
+"""
+
+from momentad.detectors.base import Detector
+
+__all__ = ["Detector"]

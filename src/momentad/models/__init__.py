@@ -1,0 +1,1 @@
+"""Model loading (MOMENT) and shared torch helpers."""

@@ -1,0 +1,187 @@
+"""Loading MOMENT the real way, from one of three places (``model.checkpoint``):
+
+- a hub id such as ``AutonLab/MOMENT-1-large`` -> ``MOMENTPipeline.from_pretrained`` (hub or
+  the local Hugging Face cache; ``model.offline: true`` never touches the network);
+- a local directory holding ``config.json`` + ``model.safetensors`` (what ``save_pretrained``
+  writes, e.g. a ``huggingface-cli download`` of the hub repository);
+- ``random-init:<size>`` (tiny | small | base | large): the MOMENT architecture with seeded
+  random weights, written once as a local checkpoint and loaded through the same
+  ``from_pretrained`` path. These are **not** foundation-model weights.
+
+Every load returns :class:`ModelInfo`, whose ``pretrained`` flag is true only for weights that
+did not come from ``random-init``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from momentad.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MARKER = "momentad_init.json"  # written beside random-init checkpoints
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+# flan-t5 encoder dimensions that MOMENT-1-small/base/large are built on; "tiny" is for tests.
+T5_SIZES: dict[str, dict] = {
+    "tiny": {"d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4, "num_layers": 2, "vocab_size": 64},
+    "small": {"d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 8, "vocab_size": 32128},
+    "base": {"d_model": 768, "d_ff": 2048, "d_kv": 64, "num_heads": 12, "num_layers": 12, "vocab_size": 32128},
+    "large": {"d_model": 1024, "d_ff": 2816, "d_kv": 64, "num_heads": 16, "num_layers": 24, "vocab_size": 32128},
+}
+
+
+@dataclass
+class ModelInfo:
+    """What every output records about the weights it used."""
+
+    checkpoint: str
+    pretrained: bool
+    source: str  # hub | local | random-init
+    path: str
+    parameters: int
+    trainable_parameters: int
+    revision: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def moment_config(size: str) -> dict:
+    """The MOMENTPipeline config dict of a MOMENT-1-<size>-shaped model."""
+    dims = T5_SIZES[size]
+    t5 = {
+        "model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
+        "d_model": dims["d_model"], "d_ff": dims["d_ff"], "d_kv": dims["d_kv"],
+        "num_heads": dims["num_heads"], "num_layers": dims["num_layers"],
+        "num_decoder_layers": dims["num_layers"], "vocab_size": dims["vocab_size"],
+        "feed_forward_proj": "gated-gelu", "dense_act_fn": "gelu_new", "is_gated_act": True,
+        "dropout_rate": 0.1, "layer_norm_epsilon": 1e-6, "initializer_factor": 1.0,
+        "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+        "is_encoder_decoder": False, "use_cache": False, "pad_token_id": 0, "eos_token_id": 1,
+        "decoder_start_token_id": 0, "tie_word_embeddings": False,
+    }  # fmt: skip
+    return {
+        "task_name": "reconstruction",
+        "model_name": "MOMENT",
+        "transformer_type": "encoder_only",
+        "d_model": dims["d_model"],
+        "seq_len": 512,
+        "patch_len": 8,
+        "patch_stride_len": 8,
+        "device": "cpu",
+        "transformer_backbone": f"google/flan-t5-{size}",
+        "model_kwargs": {},
+        "t5_config": t5,
+    }
+
+
+def _quiet_import():
+    # transformers 4.33 on torch 2.13 warns about a renamed pytree helper at import time.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from momentfm import MOMENTPipeline
+    return MOMENTPipeline
+
+
+def _from_pretrained(ref: str, revision: str | None = None, **kwargs):
+    MOMENTPipeline = _quiet_import()
+    # huggingface_hub prints "Loading weights from local directory" on stdout.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        model = MOMENTPipeline.from_pretrained(
+            ref, revision=revision, model_kwargs={"task_name": "reconstruction"}, **kwargs
+        )
+    model.init()
+    return model.eval()  # inference by default; training code switches to train() itself
+
+
+def write_random_init(size: str, seed: int, directory: Path) -> Path:
+    """Build MOMENT-<size> with weights drawn from ``seed`` and save it as a local checkpoint."""
+    MOMENTPipeline = _quiet_import()
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(directory.name + ".tmp")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = MOMENTPipeline(moment_config(size), model_kwargs={"task_name": "reconstruction"})
+    model.save_pretrained(tmp)
+    (tmp / MARKER).write_text(json.dumps({"init": "random", "size": size, "seed": seed, "pretrained": False}))
+    if directory.exists():
+        import shutil
+
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    return directory
+
+
+def load_moment(
+    checkpoint: str,
+    seed: int,
+    cache_dir: str | Path = ".cache/models",
+    revision: str | None = None,
+    offline: bool = False,
+) -> tuple[torch.nn.Module, ModelInfo]:
+    """Load MOMENT (reconstruction head) from ``checkpoint``; see the module docstring."""
+    if not isinstance(checkpoint, str) or not checkpoint:
+        raise InputError("params.yaml: model.checkpoint is empty; use a hub id, a directory or random-init:<size>")
+    if checkpoint.startswith("random-init:"):
+        size = checkpoint.split(":", 1)[1]
+        if size not in T5_SIZES:
+            raise InputError(f"params.yaml: model.checkpoint={checkpoint!r}; size must be one of {', '.join(T5_SIZES)}")
+        directory = Path(cache_dir) / f"random-init-{size}-seed{seed}"
+        if not (directory / "model.safetensors").is_file():
+            log.info("writing random-init MOMENT-%s checkpoint to %s", size, directory)
+            write_random_init(size, seed, directory)
+        model = _from_pretrained(str(directory))
+        return model, _info(model, checkpoint, False, "random-init", str(directory), None)
+
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"{path}: no config.json; point model.checkpoint at a save_pretrained directory")
+        marker = path / MARKER
+        pretrained = not (marker.is_file() and json.loads(marker.read_text()).get("pretrained") is False)
+        model = _from_pretrained(str(path))
+        return model, _info(model, checkpoint, pretrained, "local", str(path), None)
+
+    if not HUB_ID.match(checkpoint):
+        raise InputError(
+            f"params.yaml: model.checkpoint={checkpoint!r} is neither a directory, a hub id "
+            "(owner/name) nor random-init:<size>"
+        )
+    try:
+        # Fetch config.json first: the hub mixin swallows a failed config download and then
+        # fails with an unrelated TypeError.
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(checkpoint, "config.json", revision=revision, local_files_only=offline)
+        model = _from_pretrained(checkpoint, revision=revision, local_files_only=offline)
+    except Exception as e:  # hub errors come as OSError, HTTP, connection or entry-not-found types
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"model.checkpoint={checkpoint}: not reachable on the Hugging Face hub and not in the "
+            f"local cache ({type(e).__name__}: {why}). Either download it where the hub is "
+            f"reachable (`huggingface-cli download {checkpoint} --local-dir DIR`) and set "
+            "model.checkpoint to DIR, or set model.checkpoint to random-init:<size> "
+            "(random weights: not foundation-model results)"
+        ) from None
+    return model, _info(model, checkpoint, True, "hub", checkpoint, revision)
+
+
+def _info(model, checkpoint, pretrained, source, path, revision) -> ModelInfo:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return ModelInfo(checkpoint, pretrained, source, path, total, trainable, revision)
