@@ -14,7 +14,7 @@ from momentad.io import atomic_dir, write_json, write_parquet
 from momentad.params import load_params, require_int, section
 from momentad.preprocess import preprocess
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 log = logging.getLogger("stages.preprocess")
 
 

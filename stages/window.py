@@ -14,7 +14,7 @@ from momentad.io import atomic_dir, write_json, write_parquet
 from momentad.params import load_params, section
 from momentad.windows import CONTEXT_LENGTH, WindowConfig, build_index
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 
 
 def read_splits(folder: Path) -> dict[str, pd.DataFrame]:

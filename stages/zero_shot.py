@@ -18,7 +18,7 @@ from momentad.models.moment import load_moment
 from momentad.params import load_params, require_int, section
 from momentad.plots import test_period, weights_label
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 log = logging.getLogger("stages.zero_shot")
 
 

@@ -30,6 +30,7 @@ def small_params(**overrides) -> dict:
     p["data"]["synthetic"].update(SMALL_SYNTHETIC)
     p["window"].update({"length": 128, "train_stride": 32, "eval_stride": 128})
     p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
+    p["finetune"].update({"budgets": [8, 16], "epochs": 2, "batch_size": 8})
     for dotted, value in overrides.items():
         node = p
         *parents, leaf = dotted.split(".")

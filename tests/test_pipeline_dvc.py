@@ -35,6 +35,12 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     exp = dvc(repo_copy, "exp", "run", "-S", "zero_shot.channel_reduce=max")
     assert exp.returncode == 0, exp.stderr + exp.stdout
     assert ran(exp.stdout) == {"zero_shot"}, exp.stdout
+    # a LoRA knob re-runs the fine-tune stages only
+    exp = dvc(repo_copy, "exp", "run", "-S", "lora.rank=4")
+    assert exp.returncode == 0, exp.stderr + exp.stdout
+    assert ran(exp.stdout) == {"finetune@8", "finetune@16"}, exp.stdout
+    diff = dvc(repo_copy, "metrics", "diff", "--json")
+    assert diff.returncode == 0 and "metrics/finetune/8.json" in diff.stdout
 
 
 def test_stages_declare_exactly_the_params_they_read():
@@ -42,3 +48,11 @@ def test_stages_declare_exactly_the_params_they_read():
     assert stages["preprocess"]["params"] == ["seed", "data"]
     assert stages["window"]["params"] == ["window"]
     assert "data" not in stages["zero_shot"]["params"] and "zero_shot" in stages["zero_shot"]["params"]
+    ft = stages["finetune"]["do"]["params"]
+    assert "lora" in ft and "finetune.budgets" not in ft and "finetune" not in ft
+    assert not any(p.startswith(("data", "window", "baselines")) for p in ft)
+    # every finetune.* key the stage reads (all but budgets, which dvc.yaml's foreach reads) is declared
+    from momentad.finetune import FinetuneConfig
+
+    keys = {f"finetune.{k}" for k in FinetuneConfig.__dataclass_fields__} - {"finetune.budgets"}
+    assert keys == {p for p in ft if p.startswith("finetune.")}

@@ -23,6 +23,9 @@ def setup_logging(verbose: bool) -> None:
     # torch 2.13) would otherwise greet every user on every run.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # transformers 4.33 calls torch.utils.checkpoint without use_reentrant; behaviour is right
+    # (momentad.models.lora handles the re-entrant case), the warning is noise.
+    warnings.filterwarnings("ignore", message="torch.utils.checkpoint: the use_reentrant")
 
 
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:

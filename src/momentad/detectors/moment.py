@@ -63,29 +63,26 @@ class MomentReconstruction:
         """Zero-shot: nothing to learn."""
         return self
 
+    def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(b, 1, 512) sequences -> (b, 512) anomaly evidence per step: squared reconstruction error."""
+        rec = self.model(x_enc=x, input_mask=mask).reconstruction
+        return (x[:, 0].float() - rec[:, 0].float()) ** 2
+
     @torch.inference_mode()
     def channel_errors(self, split: Split) -> np.ndarray:
-        """(timesteps, channels) squared reconstruction error, averaged over overlapping windows."""
+        """(timesteps, channels) per-step evidence, averaged over overlapping windows."""
         values, index = split.values, split.index
         w, c = len(index), values.shape[1]
         length = int(index["stop"].iloc[0] - index["start"].iloc[0])
         err = np.empty((w * c, length), dtype=np.float32)
         self.model.eval()
-        bar = tqdm(
-            total=w * c,
-            desc=f"{self.name} {split.name}",
-            unit="seq",
-            disable=not self.progress,
-            leave=False,
-            mininterval=2.0,
-        )
+        bar = tqdm(total=w * c, desc=f"{self.name} {split.name}", unit="seq", disable=not self.progress,
+                   leave=False, mininterval=2.0)  # fmt: skip
         with autocast(self.device, self.precision):
             for a, xb, mb in window_batches(values, index, self.batch_size):
                 x = torch.from_numpy(xb).to(self.device)
                 m = torch.from_numpy(mb).to(self.device)
-                rec = self.model(x_enc=x, input_mask=m).reconstruction
-                e = (x[:, 0, -length:].float() - rec[:, 0, -length:].float()) ** 2
-                err[a : a + len(xb)] = e.cpu().numpy()
+                err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()
                 bar.update(len(xb))
         bar.close()
         per_window = err.reshape(w, c, length).transpose(0, 2, 1)  # (w, length, c)
@@ -98,5 +95,33 @@ class MomentReconstruction:
             return acc / count[:, None]
 
     def score(self, split: Split) -> np.ndarray:
-        """One score per timestep: channel errors reduced by ``channel_reduce``."""
+        """One score per timestep: channel evidence reduced by ``channel_reduce``."""
         return reduce_channels(self.channel_errors(split), self.channel_reduce, self.topk)
+
+
+class PatchHead(torch.nn.Module):
+    """A per-patch anomaly logit on MOMENT's patch embeddings (the classification objective)."""
+
+    def __init__(self, d_model: int, patch_len: int = 8):
+        super().__init__()
+        self.patch_len = patch_len
+        self.linear = torch.nn.Linear(d_model, 1)
+
+    def forward(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(b, 1, 512) -> (b, n_patches) logits."""
+        emb = model.embed(x_enc=x, input_mask=mask, reduction="none").embeddings  # (b, 1, p, d)
+        return self.linear(emb[:, 0]).squeeze(-1)
+
+
+class MomentPatchClassifier(MomentReconstruction):
+    """A LoRA-adapted MOMENT with a supervised patch head: score = anomaly probability."""
+
+    name = "moment_classifier"
+
+    def __init__(self, model: torch.nn.Module, head: PatchHead, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        self.head = head
+
+    def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        prob = torch.sigmoid(self.head(self.model, x, mask).float())
+        return prob.repeat_interleave(self.head.patch_len, dim=1)

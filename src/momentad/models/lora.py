@@ -1,0 +1,112 @@
+"""LoRA adapters (peft) on MOMENT's T5 encoder and optional bitsandbytes quantisation of the
+frozen base weights."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from momentad.errors import InputError
+
+QUANTIZATIONS = ("none", "int8", "nf4")
+T5_LINEARS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+
+
+def quantize_encoder(model: nn.Module, how: str) -> int:
+    """Replace the encoder's linear layers by bitsandbytes int8 / nf4 layers (frozen).
+
+    Returns the number of layers replaced. bitsandbytes' 8-bit and nf4 layers run forward and
+    LoRA backward on CPU too (measured: ``docs/benchmarks.md``).
+    """
+    if how not in QUANTIZATIONS:
+        raise InputError(f"params.yaml: model.quantization={how!r}; use one of {', '.join(QUANTIZATIONS)}")
+    if how == "none":
+        return 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import bitsandbytes as bnb
+    except Exception as e:  # a broken native library surfaces here
+        raise InputError(
+            f"params.yaml: model.quantization={how} needs bitsandbytes, which failed to load "
+            f"({type(e).__name__}); use model.quantization: none"
+        ) from None
+    replaced = 0
+    for parent in list(model.encoder.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is not nn.Linear or name not in T5_LINEARS:
+                continue
+            w = child.weight.data
+            if how == "int8":
+                q = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
+                                        has_fp16_weights=False, threshold=6.0)  # fmt: skip
+                q.weight = bnb.nn.Int8Params(w.clone(), requires_grad=False, has_fp16_weights=False)
+            else:
+                q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                      compute_dtype=torch.float32, quant_type="nf4")  # fmt: skip
+                q.weight = bnb.nn.Params4bit(w.clone(), requires_grad=False, quant_type="nf4")
+            if child.bias is not None:
+                q.bias = nn.Parameter(child.bias.data.clone(), requires_grad=False)
+            setattr(parent, name, q.to(w.device))
+            replaced += 1
+    return replaced
+
+
+def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float, target_modules: list[str],
+             gradient_checkpointing: bool = False) -> nn.Module:  # fmt: skip
+    """Wrap ``model.encoder`` with peft LoRA; freeze every other weight.
+
+    peft 0.13's ``get_peft_model`` fails on the MOMENT object itself (its config is a
+    Namespace), so the adapter goes on the T5 encoder, where the attention/FFN layers live.
+    """
+    bad = [m for m in target_modules if m not in T5_LINEARS]
+    if bad or not target_modules:
+        raise InputError(
+            f"params.yaml: lora.target_modules has {bad or 'nothing'}; choose from {', '.join(T5_LINEARS)}"
+        )
+    if rank < 1:
+        raise InputError(f"params.yaml: lora.rank={rank}; use an integer >= 1")
+    from peft import LoraConfig, get_peft_model
+
+    for p in model.parameters():
+        p.requires_grad = False
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.encoder = get_peft_model(model.encoder, cfg)
+    for name, p in model.named_parameters():
+        p.requires_grad = "lora_" in name
+    enable_checkpointing(model, gradient_checkpointing)  # MOMENT switches it on by default
+    return model
+
+
+def enable_checkpointing(model: nn.Module, on: bool) -> None:
+    """Gradient checkpointing in the T5 stack. transformers 4.33 uses re-entrant checkpointing,
+    which drops gradients when the block inputs do not require grad (the frozen patch
+    embedding's output): a hook marks that output as requiring grad."""
+    stack = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
+    if not on:
+        stack.gradient_checkpointing_disable()
+        return
+    stack.gradient_checkpointing_enable()
+    if not getattr(model, "_momentad_grad_hook", False):
+        model.patch_embedding.register_forward_hook(lambda _m, _i, out: out.requires_grad_(True))
+        model._momentad_grad_hook = True
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable (adapter / head) tensors, detached copies on CPU."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy saved adapter tensors back; every key must exist and match in shape."""
+    params = dict(model.named_parameters())
+    missing = [k for k in state if k not in params]
+    if missing:
+        raise InputError(f"adapter has weights the model lacks ({missing[0]}); it was trained with other lora.* params")
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v.to(params[k].device))
