@@ -186,9 +186,10 @@ def _write(budget, cfg, lp, quant, splits, schema, draws, first, window, device,
         for d in draws:
             save_file(d["adapter"], str(tmp / f"draw{d['draw']}.safetensors"),
                       metadata={"base": str(mp.get("checkpoint")), "budget": str(budget)})  # fmt: skip
-        write_json(tmp / "adapter.json", {"base_checkpoint": mp.get("checkpoint"), "pretrained_base": model["pretrained"],
-                                          "lora": model["lora"], "quantization": quant, "objective": cfg.objective,
-                                          "draws": [d["draw"] for d in draws], "format": "safetensors"})  # fmt: skip
+        adapter = {"base_checkpoint": mp.get("checkpoint"), "pretrained_base": model["pretrained"],
+                   "lora": model["lora"], "quantization": quant, "objective": cfg.objective,
+                   "draws": [d["draw"] for d in draws], "format": "safetensors"}  # fmt: skip
+        write_json(tmp / "adapter.json", adapter)
     t = result["test"]
     weights = "pretrained" if model["pretrained"] else "RANDOM-INIT base (not pretrained)"
     spread = f" ±{extra['test_std']['vus_pr']:.3f}" if len(draws) > 1 else ""

@@ -85,7 +85,7 @@ def test_ucr_name_gives_train_end_and_anomaly(tmp_path):
     raw = load(data_params("ucr", path), seed=0)
     assert raw.train_end == 1200 and raw.name == "InternalBleeding16"
     lab = raw.frame["label"].to_numpy()
-    assert lab.sum() == 11 and lab[2499] == 1 and lab[2509] == 1 and lab[2498] == 0
+    assert lab.sum() == 10 and lab[2500] == 1 and lab[2509] == 1 and lab[2499] == 0 and lab[2510] == 0
 
 
 def test_ucr_bad_name_is_clear(tmp_path):

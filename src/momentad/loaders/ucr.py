@@ -1,6 +1,7 @@
 """data.source: ucr — one UCR Anomaly Archive file, e.g.
 ``135_UCR_Anomaly_InternalBleeding16_1200_4187_4199.txt``: a single series whose name gives
-the end of the training part and the (1-based, inclusive) anomaly range."""
+the end of the training part and the anomaly range, read as rows [begin, end) counted from 0
+(as aeon and TSB-AD label the archive: here rows 4187..4198)."""
 
 from __future__ import annotations
 
@@ -34,13 +35,13 @@ def load(path, options, data_params, seed) -> RawData:
     if values.size == 0:
         raise InputError(f"{path}: file has no values")
     train_end, begin, end = int(m["train"]), int(m["begin"]), int(m["end"])
-    if not (0 < train_end < begin <= end <= len(values)):
+    if not (0 < train_end <= begin < end <= len(values)):
         raise InputError(
             f"{path}: name says train end {train_end}, anomaly {begin}-{end}, but the series has "
             f"{len(values)} values; check the file name"
         )
     label = np.zeros(len(values), dtype=np.int8)
-    label[begin - 1 : end] = 1
+    label[begin:end] = 1
     frame = pd.DataFrame({"timestamp": np.arange(len(values), dtype=np.int64), "value": values})
     out = finish(frame, label=pd.Series(label))
     return RawData(frame=out, source="ucr", name=m["name"], train_end=train_end)
