@@ -31,7 +31,7 @@ def small_params(**overrides) -> dict:
     p["window"].update({"length": 128, "train_stride": 32, "eval_stride": 128})
     p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
     p["finetune"].update({"budgets": [8, 16], "epochs": 2, "batch_size": 8})
-    for name, opts in p["baselines"].items():
+    for opts in p["baselines"].values():
         if isinstance(opts, dict) and "epochs" in opts:
             opts.update({"epochs": 2, "hidden" if "hidden" in opts else "d_model": 16})
     p["baselines"]["isolation_forest"]["n_estimators"] = 50

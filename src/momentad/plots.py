@@ -44,6 +44,68 @@ def test_period(split: Split, scores: np.ndarray, threshold: float, title: str, 
         a.fill_between(ts, 0, 1, where=lab, color="tab:red", alpha=0.2, transform=a.get_xaxis_transform(), lw=0)
         a.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def learning_curve_png(curve, path: Path, weights: str) -> None:
+    """VUS-PR against the fine-tune budget (0 = zero-shot), baselines as reference lines."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    m = curve[curve["series"] == "MOMENT"].sort_values("budget")
+    if len(m):
+        ax.errorbar(m["budget"], m["vus_pr"], yerr=m["vus_pr_std"], marker="o", color="black", capsize=4,
+                    label=f"MOMENT ({weights})")  # fmt: skip
+    for i, (name, g) in enumerate(curve[curve["series"] != "MOMENT"].groupby("series")):
+        ax.axhline(g["vus_pr"].iloc[0], ls="--", lw=1, color=plt.cm.tab10(i % 10), label=name)
+    ax.set_xlabel("fine-tune budget (training windows; 0 = zero-shot)")
+    ax.set_ylabel("VUS-PR (test)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.set_title("Learning curve: does MOMENT beat the classic detectors?", fontsize=10)
+    _save(fig, path)
+
+
+def heatmap_png(table, path: Path, title: str) -> None:
+    """Methods x fault types recall heatmap."""
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * table.shape[1], 1.2 + 0.4 * table.shape[0]))
+    im = ax.imshow(table.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+    for (i, j), v in np.ndenumerate(table.to_numpy(dtype=float)):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def pr_curves_png(curves: dict, path: Path) -> None:
+    """Precision-recall curves of every method on one axis."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (name, (p, r)) in enumerate(curves.items()):
+        ax.plot(r, p, lw=1, color=plt.cm.tab20(i % 20), label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.legend(fontsize=6)
+    ax.set_title("Precision-recall on test, all methods", fontsize=10)
+    _save(fig, path)
+
+
+def timeline_png(test_frame, series: dict, path: Path, title: str) -> None:
+    """Scores of a few methods over the test period with their validation thresholds."""
+    ts = test_frame["timestamp"].to_numpy()
+    lab = test_frame["label"].to_numpy().astype(bool)
+    fig, axes = plt.subplots(len(series), 1, figsize=(13, 2.0 * len(series) + 0.5), sharex=True, squeeze=False)
+    for ax, (name, (scores, thr)) in zip(axes[:, 0], series.items(), strict=True):
+        ax.plot(ts, scores, lw=0.6, color="black")
+        ax.axhline(thr, color="tab:red", ls="--", lw=0.8)
+        ax.fill_between(ts, 0, 1, where=lab, color="tab:red", alpha=0.2, transform=ax.get_xaxis_transform(), lw=0)
+        ax.set_ylabel(name, fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")

@@ -59,8 +59,9 @@ class AutoencoderDetector:
     name = "autoencoder"
 
     def __init__(self, seed: int = 0, window: int = 64, train_stride: int = 8, eval_stride: int = 32,
-                 hidden: int = 64, epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, patience: int = 3,
-                 loss: str = "mse", rf_trees: int = 50, device: str = "auto", progress: bool = True, **arch):  # fmt: skip
+                 hidden: int = 64, epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
+                 patience: int = 3, loss: str = "mse", rf_trees: int = 50, device: str = "auto",
+                 progress: bool = True, **arch):  # fmt: skip
         if loss not in LOSSES:
             raise InputError(f"params.yaml: baselines.{self.name}.loss={loss!r}; use one of {', '.join(LOSSES)}")
         self.seed, self.window, self.train_stride, self.eval_stride = seed, window, train_stride, eval_stride

@@ -1,0 +1,101 @@
+"""The compare stage on small fixture score and metrics files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from stages.compare import app as compare_app
+
+TYPES = ["cpu_exhaustion", "memory_leak", "network_delay"]
+
+
+def fixture(root, pretrained=False, methods=None):
+    """Three MOMENT rows and two baselines whose scores carry signal of known strength."""
+    rng = np.random.default_rng(0)
+    n = 600
+    label = np.zeros(n, int)
+    fault = np.full(n, None, object)
+    for i, s in enumerate(range(50, 600, 120)):
+        label[s : s + 15] = 1
+        fault[s : s + 15] = TYPES[i % 3]
+    ts = pd.date_range("2026-01-01", periods=n, freq="1min")
+    methods = methods or {"moment_zero_shot": 0.5, "moment_lora_100": 1.0, "moment_lora_500": 1.5,
+                          "isolation_forest": 2.0, "random_forest": 0.2}  # fmt: skip
+    for m, strength in methods.items():
+        score = rng.random(n) + strength * label
+        if m == "moment_zero_shot":
+            spath, mpath, extra = root / "data/scores/zero_shot.parquet", root / "metrics/zero_shot.json", {"budget": 0}
+        elif m.startswith("moment_lora_"):
+            b = int(m.rsplit("_", 1)[1])
+            spath, mpath = root / f"data/scores/finetune_{b}.parquet", root / f"metrics/finetune/{b}.json"
+            extra = {"budget": b, "test_std": {"vus_pr": 0.01}}
+        else:
+            spath, mpath, extra = root / f"data/scores/{m}.parquet", root / f"metrics/baselines/{m}.json", {}
+        spath.parent.mkdir(parents=True, exist_ok=True)
+        mpath.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            {"timestamp": ts, "score": score, "label": label, "fault_type": pd.array(fault, dtype="string")}
+        ).to_parquet(spath)
+        baseline = not m.startswith("moment")
+        doc = {
+            "method": m, **extra,
+            "test": {"vus_pr": 0.2 * strength, "vus_roc": 0.5, "auc_pr": 0.1 * strength, "f1_at_val_threshold": 0.3,
+                     "precision_at_val_threshold": 0.4, "recall_at_val_threshold": 0.5},
+            "threshold": {"rule": "val_best_f1", "value": 1.0, "chosen_on": "val"},
+            "fault_type_recall": {t: round(min(1.0, strength / 2), 2) for t in TYPES},
+            "runtime": {"fit_s": 1.0, "score_s": 2.0, "timesteps_per_s": 300.0, "peak_rss_mb": 500.0, "peak_gpu_mb": None},
+            "model": {"checkpoint": None if baseline else "random-init:small", "pretrained": (not baseline) and pretrained},
+            "data": {"source": "synthetic", "name": "synthetic-trainticket", "synthetic": True},
+        }  # fmt: skip
+        mpath.write_text(json.dumps(doc))
+
+
+def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixture(tmp_path)
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 0, result.output
+    assert "best isolation_forest (VUS-PR 0.400)" in result.output
+    md = (tmp_path / "reports/compare.md").read_text()
+    assert "**MOMENT ran with random-init weights.**" in md and "not foundation-model results" in md
+    assert "model.checkpoint=AutonLab/MOMENT-1-large" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [r.split("|")[2].strip() for r in rows] == ["isolation_forest", "moment_lora_500", "moment_lora_100",
+                                                       "moment_zero_shot", "random_forest"]  # fmt: skip
+    assert "| 2 | moment_lora_500 | random-init | 500 | 0.300 ± 0.010 |" in md
+    assert "| isolation_forest | 1.00 | 1.00 | 1.00 |" in md  # the per-fault-type table
+    summary = json.loads((tmp_path / "metrics/compare.json").read_text())
+    assert summary["best_method"] == "isolation_forest" and summary["best_moment"] == "moment_lora_500"
+    assert summary["moment_minus_best_baseline_vus_pr"] == pytest.approx(0.3 - 0.4)
+    curve = pd.read_csv(tmp_path / "plots/compare/learning_curve.csv")
+    assert curve["budget"].tolist() == [0, 100, 500]
+    assert curve["moment_vus_pr"].tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert curve["best_baseline_vus_pr"].tolist() == pytest.approx([0.4] * 3)
+    for png in ("learning_curve", "pr_curves", "fault_type_recall", "timeline"):
+        assert (tmp_path / f"plots/compare/{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_caveat_with_pretrained_weights(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixture(tmp_path, pretrained=True)
+    assert runner.invoke(compare_app, []).exit_code == 0
+    md = (tmp_path / "reports/compare.md").read_text()
+    assert "random-init weights" not in md and "| pretrained |" in md
+
+
+def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixture(tmp_path)
+    (tmp_path / "data/scores/finetune_100.parquet").unlink()
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 2 and "data/scores/finetune_100.parquet: scores file not found" in result.output
+    fixture(tmp_path)
+    (tmp_path / "data/scores/random_forest.parquet").write_bytes(b"not parquet")
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 2 and "data/scores/random_forest.parquet: not a readable Parquet file" in result.output
+    fixture(tmp_path)
+    (tmp_path / "metrics/baselines/random_forest.json").write_text("{broken")
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 2 and "metrics/baselines/random_forest.json: not valid JSON" in result.output
+    assert not (tmp_path / "reports/compare.md").exists()
