@@ -75,8 +75,9 @@ def main(
     best = order[0]
     shown = [best] + [m for m in order if m.startswith("moment") and m != best][:1]
     shown += [m for m in ("moment_zero_shot",) if m in by and m not in shown]
-    timeline_png(reference, {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in shown},
-                 plots / "timeline.png", "Test period: best method and MOMENT (dashed: validation threshold)")  # fmt: skip
+    series = {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in shown}
+    title = "Test period: best method and MOMENT (dashed: validation threshold)"
+    timeline_png(reference, series, plots / "timeline.png", title)
 
     summ = summary(tab)
     with atomic_file(out_metrics) as tmp:
@@ -105,13 +106,15 @@ def _report(tab, recall, docs, random_init: bool) -> str:
         lines += [CAVEAT, ""]
     source = data.get("source", "?")
     lines += [
-        f"Data: `{source}` ({data.get('name', '')})" + (" — **synthetic** TrainTicket-like telemetry" if data.get("synthetic") else ""),
+        f"Data: `{source}` ({data.get('name', '')})"
+        + (" — **synthetic** TrainTicket-like telemetry" if data.get("synthetic") else ""),
         "",
         "Ranked by **VUS-PR** on the test split (threshold-free, the headline). F1 / precision / recall use the "
         "threshold chosen on the validation split. Oracle-threshold scores (standard, PA, event, range, affiliation "
         "F1) are in each `metrics/*.json`; PA-F1 inflates and is never a headline.",
         "",
-        "| # | method | weights | budget | VUS-PR | VUS-ROC | AUC-PR | F1 | precision | recall | fit s | score s | peak RSS MB |",
+        "| # | method | weights | budget | VUS-PR | VUS-ROC | AUC-PR | F1 | precision | recall | fit s | score s "
+        "| peak RSS MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for i, r in enumerate(tab.itertuples(), 1):
@@ -122,8 +125,8 @@ def _report(tab, recall, docs, random_init: bool) -> str:
             f"{_fmt(r.f1)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.fit_s, 1)} | {_fmt(r.score_s, 1)} | "
             f"{_fmt(r.peak_rss_mb, 0)} |"
         )
-    lines += ["", "## Which faults each method catches", "",
-              "Share of the test split's fault events with at least one step flagged at the validation threshold.", ""]  # fmt: skip
+    lines += ["", "## Which faults each method catches", "", "Share of the test split's fault events with at "
+              "least one step flagged at the validation threshold.", ""]  # fmt: skip
     cols = list(recall.columns)
     lines.append("| method | " + " | ".join(cols) + " |")
     lines.append("| --- |" + " --- |" * len(cols))

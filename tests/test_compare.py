@@ -44,8 +44,10 @@ def fixture(root, pretrained=False, methods=None):
                      "precision_at_val_threshold": 0.4, "recall_at_val_threshold": 0.5},
             "threshold": {"rule": "val_best_f1", "value": 1.0, "chosen_on": "val"},
             "fault_type_recall": {t: round(min(1.0, strength / 2), 2) for t in TYPES},
-            "runtime": {"fit_s": 1.0, "score_s": 2.0, "timesteps_per_s": 300.0, "peak_rss_mb": 500.0, "peak_gpu_mb": None},
-            "model": {"checkpoint": None if baseline else "random-init:small", "pretrained": (not baseline) and pretrained},
+            "runtime": {"fit_s": 1.0, "score_s": 2.0, "timesteps_per_s": 300.0, "peak_rss_mb": 500.0,
+                        "peak_gpu_mb": None},
+            "model": {"checkpoint": None if baseline else "random-init:small",
+                      "pretrained": (not baseline) and pretrained},
             "data": {"source": "synthetic", "name": "synthetic-trainticket", "synthetic": True},
         }  # fmt: skip
         mpath.write_text(json.dumps(doc))

@@ -1,9 +1,12 @@
 """The DVC pipeline end to end in a temporary copy of the repository."""
 
+import json
 import re
 import subprocess
 
 import yaml
+
+from momentad.detectors.registry import BASELINES
 from tests.conftest import ROOT, dvc
 
 
@@ -14,7 +17,9 @@ def ran(output: str) -> set[str]:
 def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     first = dvc(repo_copy, "repro")
     assert first.returncode == 0, first.stderr + first.stdout
-    assert {"preprocess", "window"} <= ran(first.stdout)
+    stages = {"preprocess", "window", "zero_shot", "finetune@8", "finetune@16", "compare"}
+    assert stages | {f"baseline@{m}" for m in BASELINES} == ran(first.stdout)
+    assert first.stdout.rstrip().count("\n") < 120, "a run prints a short summary per stage, not noise"
     assert (repo_copy / "data/processed/schema.json").is_file()
     assert (repo_copy / "data/windows/windows.json").is_file()
     assert (repo_copy / "dvc.lock").is_file()
@@ -31,16 +36,27 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     exp = dvc(repo_copy, "exp", "run", "-S", "data.synthetic.noise=0.08")
     assert exp.returncode == 0, exp.stderr + exp.stdout
     assert {"preprocess", "window"} <= ran(exp.stdout), exp.stdout
-    # a zero-shot knob re-runs zero_shot alone: the data stages stay cached
+    # a zero-shot knob re-runs zero_shot (and compare) alone: the data stages stay cached
     exp = dvc(repo_copy, "exp", "run", "-S", "zero_shot.channel_reduce=max")
     assert exp.returncode == 0, exp.stderr + exp.stdout
-    assert ran(exp.stdout) == {"zero_shot"}, exp.stdout
+    assert ran(exp.stdout) == {"zero_shot", "finetune@8", "finetune@16", "compare"}, exp.stdout
     # a LoRA knob re-runs the fine-tune stages only
     exp = dvc(repo_copy, "exp", "run", "-S", "lora.rank=4")
     assert exp.returncode == 0, exp.stderr + exp.stdout
-    assert ran(exp.stdout) == {"finetune@8", "finetune@16"}, exp.stdout
+    assert ran(exp.stdout) == {"finetune@8", "finetune@16", "compare"}, exp.stdout
     diff = dvc(repo_copy, "metrics", "diff", "--json")
     assert diff.returncode == 0 and "metrics/finetune/8.json" in diff.stdout
+
+    # every declared plot renders
+    shown = dvc(repo_copy, "plots", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rendered = json.loads(shown.stdout)
+    declared = yaml.safe_load((repo_copy / "dvc.yaml").read_text())
+    expected = {"plots/zero_shot/pr_curve.csv", "plots/zero_shot/test_period.png"}
+    expected |= {k if isinstance(k, str) else next(iter(k)) for k in declared["plots"]}
+    for key in expected:
+        assert any(key in name for name in rendered), (key, list(rendered))
+    assert len(rendered) >= len(expected) >= 10
 
 
 def test_stages_declare_exactly_the_params_they_read():

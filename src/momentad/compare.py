@@ -146,8 +146,8 @@ def learning_curve_wide(curve: pd.DataFrame) -> pd.DataFrame:
     """The DVC-plot form: one row per budget, MOMENT and the best baseline side by side."""
     m = curve[curve["series"] == "MOMENT"].set_index("budget")
     base = curve[curve["series"] != "MOMENT"]
-    out = pd.DataFrame({"budget": m.index, "moment_vus_pr": m["vus_pr"].values, "moment_vus_pr_std": m["vus_pr_std"].values,
-                        "moment_f1": m["f1"].values})  # fmt: skip
+    out = pd.DataFrame({"budget": m.index, "moment_vus_pr": m["vus_pr"].values,
+                        "moment_vus_pr_std": m["vus_pr_std"].values, "moment_f1": m["f1"].values})  # fmt: skip
     if len(base):
         best = base.groupby("series")["vus_pr"].max().idxmax()
         b = base[base["series"] == best].iloc[0]
