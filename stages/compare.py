@@ -20,6 +20,7 @@ from momentad.compare import (
     table,
 )
 from momentad.io import atomic_file, write_json
+from momentad.params import load_params, section
 from momentad.plots import heatmap_png, learning_curve_png, pr_curves_png, timeline_png
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -35,6 +36,10 @@ CAVEAT = (
 @app.command()
 @stage
 def main(
+    params: Path = typer.Option(
+        Path("params.yaml"),
+        help="params file; reads `finetune.budgets` and `baselines.methods` (which rows to compare).",
+    ),
     metrics: Path = typer.Option(Path("metrics"), help="folder holding zero_shot.json, finetune/ and baselines/."),
     scores: Path = typer.Option(Path("data/scores"), help="folder holding every method's test scores."),
     out_metrics: Path = typer.Option(Path("metrics/compare.json"), help="summary metrics for dvc metrics diff."),
@@ -46,7 +51,10 @@ def main(
     learning curve, PR curves, recall heatmap and a test-period timeline, and state plainly
     when MOMENT's weights were random."""
     setup_logging(verbose)
-    docs = read_metrics(metrics)
+    p = load_params(params)
+    budgets = list(section(p, "finetune").get("budgets") or [])
+    methods = list(section(p, "baselines").get("methods") or [])
+    docs = read_metrics(metrics, budgets, methods)
     frames, reference = {}, None
     for d in docs:
         frames[d["method"]] = read_scores(scores_path(d, scores), reference)

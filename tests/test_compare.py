@@ -12,6 +12,11 @@ TYPES = ["cpu_exhaustion", "memory_leak", "network_delay"]
 
 def fixture(root, pretrained=False, methods=None):
     """Three MOMENT rows and two baselines whose scores carry signal of known strength."""
+    (root / "params.yaml").write_text(
+        "finetune: {budgets: [100, 500]}\nbaselines: {methods: [isolation_forest, random_forest]}\n"
+    )
+    (root / "metrics/finetune").mkdir(parents=True, exist_ok=True)
+    (root / "metrics/finetune/1000.json").write_text("{}")  # left over from other settings: ignored
     rng = np.random.default_rng(0)
     n = 600
     label = np.zeros(n, int)
@@ -101,3 +106,7 @@ def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch
     result = runner.invoke(compare_app, [])
     assert result.exit_code == 2 and "metrics/baselines/random_forest.json: not valid JSON" in result.output
     assert not (tmp_path / "reports/compare.md").exists()
+    fixture(tmp_path)
+    (tmp_path / "metrics/baselines/isolation_forest.json").unlink()
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 2 and "metrics/baselines/isolation_forest.json: metrics file not found" in result.output

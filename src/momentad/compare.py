@@ -14,17 +14,17 @@ from momentad.errors import InputError
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 
 
-def read_metrics(folder: Path) -> list[dict[str, Any]]:
-    """Every method's metrics JSON under ``folder`` (zero_shot, finetune/*, baselines/*)."""
-    paths = (
-        sorted(folder.glob("zero_shot.json"))
-        + sorted(folder.glob("finetune/*.json"))
-        + sorted(folder.glob("baselines/*.json"))
-    )
-    if not paths:
-        raise InputError(f"{folder}: no metrics files; run the zero_shot, finetune and baseline stages first")
+def read_metrics(folder: Path, budgets: list[int], methods: list[str]) -> list[dict[str, Any]]:
+    """The metrics JSON of every method the params name: zero-shot, each fine-tune budget
+    (``finetune.budgets``) and each baseline (``baselines.methods``). Files left over from
+    other settings are ignored; a missing one is an error naming it."""
+    paths = [folder / "zero_shot.json"]
+    paths += [folder / "finetune" / f"{b}.json" for b in budgets]
+    paths += [folder / "baselines" / f"{m}.json" for m in methods]
     docs = []
     for p in paths:
+        if not p.is_file():
+            raise InputError(f"{p}: metrics file not found; run `dvc repro` (or the stage that writes it) first")
         try:
             doc = json.loads(p.read_text())
         except json.JSONDecodeError as e:
@@ -32,7 +32,6 @@ def read_metrics(folder: Path) -> list[dict[str, Any]]:
         for key in ("method", "test", "runtime", "model"):
             if key not in doc:
                 raise InputError(f"{p}: missing '{key}'; re-run the stage that writes it")
-        doc["_path"] = str(p)
         docs.append(doc)
     return docs
 
