@@ -24,7 +24,7 @@ from momentad.metrics import (
     find_period,
     select_threshold,
 )
-from momentad.params import require_choice, require_float, require_int
+from momentad.params import build_config, require_choice, require_float, require_int
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,7 @@ class EvalConfig:
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> EvalConfig:
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"params.yaml: unknown key(s) evaluate.{', '.join(sorted(unknown))}")
-        cfg = cls(**p)
+        cfg = build_config(cls, p, "evaluate")
         require_choice(cfg.threshold, "evaluate.threshold", THRESHOLD_RULES)
         require_float(cfg.percentile, "evaluate.percentile", 0, 100)
         require_float(cfg.k, "evaluate.k", 0)

@@ -28,7 +28,7 @@ from momentad.detectors.moment import PatchHead
 from momentad.errors import InputError
 from momentad.models.device import autocast
 from momentad.models.lora import adapter_state, load_adapter_state
-from momentad.params import require_choice, require_float, require_int
+from momentad.params import build_config, require_choice, require_float, require_int
 from momentad.windows import CONTEXT_LENGTH, materialize
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> FinetuneConfig:
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"params.yaml: unknown key(s) finetune.{', '.join(sorted(unknown))}")
-        cfg = cls(**p)
+        cfg = build_config(cls, p, "finetune")
         require_choice(cfg.objective, "finetune.objective", OBJECTIVES)
         for b in cfg.budgets:
             require_int(b, "finetune.budgets[]", 1)

@@ -57,3 +57,13 @@ def _check_range(value: float, name: str, lo: float | None, hi: float | None) ->
     if lo is not None and value < lo or hi is not None and value > hi:
         bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         raise InputError(f"params.yaml: {name}={value} is out of range; use a value in {bounds}")
+
+
+def build_config(cls, values: dict[str, Any] | None, name: str):
+    """Instantiate the dataclass ``cls`` from the params section ``name``, rejecting unknown keys."""
+    values = dict(values or {})
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        known = ", ".join(cls.__dataclass_fields__)
+        raise InputError(f"params.yaml: unknown key(s) {name}.{', '.join(sorted(unknown))}; known: {known}")
+    return cls(**values)

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from momentad.errors import InputError
+from momentad.params import build_config
 
 # The 41 services of the TrainTicket benchmark (FudanSELab/train-ticket).
 TRAINTICKET_SERVICES = [
@@ -75,14 +76,7 @@ class SyntheticConfig:
     @classmethod
     def from_params(cls, p: dict | None) -> SyntheticConfig:
         """Build from the ``data.synthetic`` params section, rejecting unknown keys."""
-        p = dict(p or {})
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(
-                f"params.yaml: unknown key(s) data.synthetic.{', '.join(sorted(unknown))}; "
-                f"known: {', '.join(cls.__dataclass_fields__)}"
-            )
-        cfg = cls(**p)
+        cfg = build_config(cls, p, "data.synthetic")
         cfg.validate()
         return cfg
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from momentad.errors import InputError
-from momentad.params import require_int
+from momentad.params import build_config, require_int
 
 CONTEXT_LENGTH = 512  # MOMENT's fixed input length
 
@@ -31,10 +31,7 @@ class WindowConfig:
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> WindowConfig:
         """Validate the ``window`` section, naming the parameter and the fix."""
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"params.yaml: unknown key(s) window.{', '.join(sorted(unknown))}")
-        cfg = cls(**p)
+        cfg = build_config(cls, p, "window")
         require_int(cfg.patch_length, "window.patch_length", 1, CONTEXT_LENGTH)
         if CONTEXT_LENGTH % cfg.patch_length:
             raise InputError(f"params.yaml: window.patch_length={cfg.patch_length} must divide {CONTEXT_LENGTH}")

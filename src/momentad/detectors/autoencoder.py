@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from momentad.data import Split
+from momentad.detectors.early_stopping import EarlyStopping
 from momentad.detectors.features import STATS, kpi_importance, rolling_features
 from momentad.errors import InputError
 from momentad.models.device import resolve_device
@@ -106,7 +107,7 @@ class AutoencoderDetector:
         self.weights_ = self._weights(train, x)
         w = torch.tensor(self.weights_, dtype=torch.float32, device=self.device_)
         vmask = torch.tensor(1.0 - (vy if vy is not None else np.zeros(vx.shape[:2])), dtype=torch.float32)
-        best, best_state, bad, self.history_ = np.inf, None, 0, []
+        stopper, self.history_ = EarlyStopping(self.patience), []
         for epoch in range(self.epochs):
             self.model_.train()
             order = rng.permutation(len(x))
@@ -128,15 +129,9 @@ class AutoencoderDetector:
             verr = torch.from_numpy(self._channel_error(vx)) * w.cpu()
             val_loss = float((verr.mean(dim=2) * vmask).sum() / vmask.sum().clamp(min=1))
             self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
-            if val_loss < best - 1e-6:
-                best, bad = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
+            if stopper.step(val_loss, self.model_):
+                break
+        stopper.restore(self.model_)
         return self
 
     @torch.no_grad()

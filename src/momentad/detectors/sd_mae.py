@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from momentad.data import Split
+from momentad.detectors.early_stopping import EarlyStopping
 from momentad.errors import InputError
 from momentad.models.device import resolve_device
 
@@ -100,7 +101,7 @@ class SDMAEDetector:
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         vgen = torch.Generator().manual_seed(self.seed + 1)
         vmask = torch.rand(len(vx), n_p, generator=vgen) < self.mask_ratio
-        best, best_state, bad, self.history_ = np.inf, None, 0, []
+        stopper, self.history_ = EarlyStopping(self.patience), []
         for epoch in range(self.epochs):
             warm = min(1.0, (epoch + 1) / max(1, self.warmup_epochs))  # anomaly term warm-up
             self.model_.train()
@@ -124,15 +125,9 @@ class SDMAEDetector:
                                         torch.from_numpy(vlab).float().to(self.device_),
                                         vmask.to(self.device_), 0.0))  # fmt: skip
             self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vl})
-            if vl < best - 1e-6:
-                best, bad = vl, 0
-                best_state = {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
+            if stopper.step(vl, self.model_):
+                break
+        stopper.restore(self.model_)
         return self
 
     @torch.no_grad()
