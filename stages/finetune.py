@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,6 @@ from momentad.finetune import (
     FinetuneConfig,
     Trainer,
     budget_windows,
-    config_dict,
     fault_channel_weights,
     run_key,
     sequences,
@@ -34,7 +33,6 @@ from momentad.models.moment import load_moment
 from momentad.params import load_params, require_int, section
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
-log = logging.getLogger("stages.finetune")
 
 
 @app.command()
@@ -100,7 +98,7 @@ def main(
             raise InputError(
                 f"finetune.objective=classification: the {budget} drawn windows hold no anomaly; raise the budget"
             )
-        key = run_key({"budget": budget, "seed": seed, "draw": draw, "finetune": config_dict(cfg), "lora": lp,
+        key = run_key({"budget": budget, "seed": seed, "draw": draw, "finetune": asdict(cfg), "lora": lp,
                        "model": {k: mp.get(k) for k in ("checkpoint", "revision", "quantization", "precision")},
                        "data": fingerprint})  # fmt: skip
         state_dir = state / str(budget) / f"draw{draw}-{key}"
@@ -123,7 +121,7 @@ def main(
         draws.append({"draw": draw, "training": training, "result": result, "score_s": score_s,
                       "trainable": trainable, "quantized_layers": n_quant, "peak_gpu_mb": train_peak_gpu})  # fmt: skip
         if first is None:
-            first = (val_scores, test_scores, info, trainer)
+            first = (val_scores, test_scores, info)
         shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing to resume
         draws[-1]["adapter"] = trainer.trainable_state()
 
@@ -131,7 +129,7 @@ def main(
 
 
 def _write(budget, cfg, lp, quant, splits, schema, draws, first, window, device, mp) -> None:
-    val_scores, test_scores, info, _ = first
+    val_scores, test_scores, info = first
     tests = pd.DataFrame([d["result"]["test"] for d in draws])
     mean, std = tests.mean(), tests.std(ddof=0).fillna(0.0)
     result = dict(draws[0]["result"])

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +310,3 @@ def hash_int(*parts: int) -> int:
 def run_key(payload: dict[str, Any]) -> str:
     """Identify a training run by everything that determines its result (for resuming)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def config_dict(cfg: FinetuneConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -13,7 +11,6 @@ from momentad.errors import InputError
 from momentad.models.device import autocast
 from momentad.windows import CONTEXT_LENGTH, materialize
 
-log = logging.getLogger(__name__)
 REDUCTIONS = ("mean", "max", "topk_mean")
 
 
