@@ -14,6 +14,7 @@ Plus compute_metrics on 100,000 timesteps. Prints one JSON line of results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -21,11 +22,11 @@ import numpy as np
 import torch
 import typer
 
+from momentad import config
 from momentad.data import Split, load_splits
-from momentad.detectors.moment import MomentReconstruction, window_batches
+from momentad.detectors.moment import MomentParams, MomentZeroShot, window_batches
 from momentad.metrics import compute_metrics
-from momentad.models.device import autocast, resolve_device
-from momentad.models.moment import load_moment
+from momentad.models.device import autocast
 
 
 def main(
@@ -41,10 +42,11 @@ def main(
     test = splits["test"]
     if channels:
         test = Split(test.name, test.frame, test.features[:channels], test.index)
-    dev = resolve_device(device)
-    model, info = load_moment(f"random-init:{size}", 42)
-    model.to(dev)
-    det = MomentReconstruction(model, dev, precision, batch_size, progress=False)
+    cfg = config.load("params.yaml")
+    mp = dataclasses.replace(cfg.model, checkpoint=f"random-init:{size}", batch_size=batch_size, device=device,
+                             precision=precision)  # fmt: skip
+    det = MomentZeroShot(MomentParams(mp, cfg.zero_shot, cfg.window), seed=42).fit(splits["train"])
+    model, dev, info = det.model_, det.device_, det.info_
 
     det.score(Split(test.name, test.frame, test.features, test.index.iloc[:1]))  # warm-up
     t0 = time.perf_counter()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import typer
 
-from momentad import loaders
+from momentad import config, loaders
 from momentad.cli import setup_logging, stage
 from momentad.io import atomic_dir, write_json, write_parquet
-from momentad.params import load_params, require_int, section
 from momentad.preprocess import preprocess
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -31,12 +30,10 @@ def main(
     only, and write one Parquet table per split plus schema.json."""
     setup_logging(verbose)
     t0 = time.perf_counter()
-    p = load_params(params)
-    seed = require_int(p.get("seed"), "seed", 0)
-    data = section(p, "data")
-    log.info("loading data.source=%s", data.get("source"))
-    raw = loaders.load(data, seed)
-    processed = preprocess(raw, data)
+    cfg = config.load(params)
+    log.info("loading data.source=%s", cfg.data.source)
+    raw = loaders.load(cfg.data, cfg.seed)
+    processed = preprocess(raw, cfg.data)
     with atomic_dir(out) as tmp:
         for name, df in processed.splits.items():
             write_parquet(df, tmp / f"{name}.parquet")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from momentad import config
 from momentad.cli import setup_logging, stage
 from momentad.errors import InputError
 from momentad.io import atomic_dir, write_json, write_parquet
-from momentad.params import load_params, section
-from momentad.windows import CONTEXT_LENGTH, WindowConfig, build_index
+from momentad.windows import CONTEXT_LENGTH, build_index
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 
@@ -24,7 +24,12 @@ def read_splits(folder: Path) -> dict[str, pd.DataFrame]:
         f = folder / f"{name}.parquet"
         if not f.is_file():
             raise InputError(f"{f}: not found; run `dvc repro preprocess` first")
-        out[name] = pd.read_parquet(f)
+        try:
+            out[name] = pd.read_parquet(f)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise InputError(
+                f"{f}: not a readable Parquet file ({type(e).__name__}); run `dvc repro -f preprocess`"
+            ) from None
     return out
 
 
@@ -42,7 +47,7 @@ def main(
     materialised. Only the index is stored: the values stay in data/processed."""
     setup_logging(verbose)
     t0 = time.perf_counter()
-    cfg = WindowConfig.from_params(section(load_params(params), "window"))
+    cfg = config.load(params).window
     indices = build_index(read_splits(processed), cfg)
     with atomic_dir(out) as tmp:
         for name, idx in indices.items():

@@ -8,20 +8,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from stages.baseline import app as baseline_app
+from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
 from tests.conftest import ROOT, small_params, write_params
 
+from momentad import config
 from momentad.data import Split, load_splits
 from momentad.detectors import Detector
 from momentad.detectors.autoencoder import feature_scaled_weights, rf_weights
 from momentad.detectors.features import rolling_features
-from momentad.detectors.registry import BASELINES, make_detector
-from momentad.evaluate import EvalConfig, evaluate
+from momentad.detectors.registry import baseline_names, make
+from momentad.errors import InputError
+from momentad.evaluate import evaluate
 from momentad.metrics import compute_metrics, find_period
 
-METHODS = list(BASELINES)
+METHODS = baseline_names()
+EV = config.EvaluateParams(threshold="val_best_f1", percentile=99.0, k=3.0, iqr_factor=1.5, sliding_window="auto")
+EV_PCT = config.EvaluateParams(threshold="percentile", percentile=99.0, k=3.0, iqr_factor=1.5, sliding_window="auto")
 
 
 def prepare(runner, workdir, **overrides):
@@ -32,39 +36,15 @@ def prepare(runner, workdir, **overrides):
     return params
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_each_baseline_end_to_end_through_its_stage(runner, workdir, method):
-    prepare(runner, workdir)
-    result = runner.invoke(baseline_app, ["--method", method, "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"baseline@{method}: VUS-PR")
-    doc = json.loads((workdir / f"metrics/baselines/{method}.json").read_text())
-    assert doc["method"] == method and doc["model"]["pretrained"] is False
-    assert all(0 <= v <= 1 for v in doc["test"].values()) and len(doc["test"]) == 12
-    assert doc["runtime"]["fit_s"] > 0 and doc["runtime"]["timesteps_per_s"] > 0 and doc["runtime"]["peak_rss_mb"] > 0
-    scores = pd.read_parquet(workdir / f"data/scores/{method}.parquet")
-    test = pd.read_parquet(workdir / "data/processed/test.parquet")
-    assert list(scores.columns) == ["timestamp", "score", "label", "fault_type"]
-    assert (scores["timestamp"].to_numpy() == test["timestamp"].to_numpy()).all()
-    assert np.isfinite(scores["score"]).all()
-    if method == "random_forest":
-        gap = doc["train_vs_val"]
-        assert {"train_auc_pr", "val_auc_pr", "train_minus_val_auc_pr"} <= set(gap)
-
-
 def test_interface_conformance_and_determinism(runner, workdir):
     params = prepare(runner, workdir)
     splits, _, _ = load_splits()
     for method in METHODS:
         opts = {**params["baselines"][method], **({"epochs": 1} if "epochs" in params["baselines"][method] else {})}
-        a = make_detector(method, opts, seed=1, progress=False)
+        a = make(method, seed=1, **opts)
         assert isinstance(a, Detector)
-        s1 = a.fit(splits["train"], splits["val"]).score(splits["test"])
-        s2 = (
-            make_detector(method, opts, seed=1, progress=False)
-            .fit(splits["train"], splits["val"])
-            .score(splits["test"])
-        )
+        s1 = a.fit(splits["train"], X_val=splits["val"]).score(splits["test"])
+        s2 = make(method, seed=1, **opts).fit(splits["train"], X_val=splits["val"]).score(splits["test"])
         assert s1.shape == (len(splits["test"]),) and s1.dtype == np.float64, method
         np.testing.assert_array_equal(s1, s2, err_msg=f"{method} is not deterministic for a seed")
 
@@ -80,8 +60,8 @@ def test_loss_strategies_weigh_kpis_as_specified(runner, workdir):
     splits, _, _ = load_splits()
     got = {}
     for loss in ("mse", "feature_scaled", "rf_weighted"):
-        det = make_detector("lstm_ae", {**params["baselines"]["lstm_ae"], "loss": loss}, seed=0, progress=False)
-        got[loss] = det.fit(splits["train"], splits["val"]).weights_
+        det = make("lstm_ae", **{**params["baselines"]["lstm_ae"], "loss": loss})
+        got[loss] = det.fit(splits["train"], X_val=splits["val"]).weights_
     assert np.all(got["mse"] == 1)
     assert got["feature_scaled"].std() > 0 and got["rf_weighted"].std() > 0
     assert not np.allclose(got["feature_scaled"], got["rf_weighted"])
@@ -106,16 +86,14 @@ def test_degenerate_inputs_give_clear_messages(runner, workdir):
     splits, _, _ = load_splits()
     val, test = splits["val"], splits["test"]
     flat = Split(test.name, test.frame.assign(**{c: 0.0 for c in test.features}), test.features, test.index)
-    det = make_detector("isolation_forest", {"n_estimators": 20}, 0).fit(splits["train"])
-    from momentad.errors import InputError
-
+    det = make("isolation_forest", window=16, n_estimators=20, max_samples=256, features="raw").fit(splits["train"])
     with pytest.raises(InputError, match="same score to every test timestep"):
-        evaluate(val, det.score(val), flat, det.score(flat), EvalConfig(), 16)
+        evaluate(val, det.score(val), flat, det.score(flat), EV, 16)
     calm = Split(val.name, val.frame.assign(label=0), val.features, val.index)
     with pytest.raises(InputError, match="validation split, which has none"):
-        evaluate(calm, det.score(calm), test, det.score(test), EvalConfig(), 16)
+        evaluate(calm, det.score(calm), test, det.score(test), EV, 16)
     # a threshold rule that needs no validation labels still works there
-    ok = evaluate(calm, det.score(calm), test, det.score(test), EvalConfig(threshold="percentile"), 16)
+    ok = evaluate(calm, det.score(calm), test, det.score(test), EV_PCT, 16)
     assert np.isfinite(list(ok["test"].values())).all()
 
 
@@ -139,9 +117,9 @@ def test_real_ucr_series_beats_random(runner, workdir, method):
                                 "data.split": {"train": 0.15, "val": 0.05, "test": 0.8},
                                 "window.length": 256, "window.eval_stride": 256,
                                 "evaluate.threshold": "percentile", f"baselines.{method}": defaults})  # fmt: skip
-    result = runner.invoke(baseline_app, ["--method", method, "--no-progress"])
+    result = runner.invoke(detect_app, [method, "--no-progress"])
     assert result.exit_code == 0, result.output
-    doc = json.loads((workdir / f"metrics/baselines/{method}.json").read_text())
+    doc = json.loads((workdir / f"reports/methods/{method}.json").read_text())
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
     train = pd.read_parquet(workdir / "data/processed/train.parquet")
     window = find_period(train["value"].to_numpy())
@@ -159,5 +137,25 @@ def test_daphnet_excerpt_has_no_labels_and_is_refused(runner, workdir):
     d.rename(columns={"is_anomaly": "label"}).to_csv(workdir / "daphnet.csv", index=False)
     prepare(runner, workdir, **{"data.source": "trainticket", "data.path": "daphnet.csv", "window.length": 256,
                                 "window.eval_stride": 256})  # fmt: skip
-    result = runner.invoke(baseline_app, ["--method", "isolation_forest", "--no-progress"])
+    result = runner.invoke(detect_app, ["isolation_forest", "--no-progress"])
     assert result.exit_code == 2 and "validation split, which has none" in result.output
+
+
+def test_pyod_style_api_on_arrays_and_frames():
+    """fit(X) / decision_function(X) on plain arrays and DataFrames, as a notebook user would."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3000)
+    x = np.sin(t / 20)[:, None] + 0.05 * rng.normal(size=(3000, 3))
+    test = x[2000:].copy()
+    test[500:520] += 3.0  # an obvious level shift
+    det = make("isolation_forest", window=8, n_estimators=50, max_samples=256, features="raw").fit(x[:2000])
+    scores = det.decision_function(pd.DataFrame(test, columns=["a", "b", "c"]))
+    assert scores.shape == (1000,) and scores.dtype == np.float64
+    assert scores[505:520].mean() > np.percentile(scores, 90)
+    ae = make("lstm_ae", window=32, train_stride=8, eval_stride=16, hidden=8, epochs=1, batch_size=32, lr=1e-3,
+              patience=1, loss="mse").fit(x[:2000], X_val=x[2000:2400])  # fmt: skip
+    assert ae.decision_function(test).shape == (1000,)
+    with pytest.raises(InputError, match="X has 2 KPIs; the detector was fitted on 3"):
+        det.decision_function(test[:, :2])
+    with pytest.raises(InputError, match="baselines.isolation_forest.n_trees is not a known key"):
+        make("isolation_forest", window=8, n_trees=5)

@@ -6,17 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from stages.compare import app as compare_app
+from tests.conftest import small_params, write_params
+
+from momentad.layout import Layout
 
 TYPES = ["cpu_exhaustion", "memory_leak", "network_delay"]
 
 
 def fixture(root, pretrained=False, methods=None):
     """Three MOMENT rows and two baselines whose scores carry signal of known strength."""
-    (root / "params.yaml").write_text(
-        "finetune: {budgets: [100, 500]}\nbaselines: {methods: [isolation_forest, random_forest]}\n"
-    )
-    (root / "metrics/finetune").mkdir(parents=True, exist_ok=True)
-    (root / "metrics/finetune/1000.json").write_text("{}")  # left over from other settings: ignored
+    write_params(root, small_params(**{"finetune.budgets": [100, 500],
+                                       "baselines.methods": ["isolation_forest", "random_forest"]}))  # fmt: skip
+    lay = Layout(root)
+    lay.details("moment_lora_1000").parent.mkdir(parents=True, exist_ok=True)
+    lay.details("moment_lora_1000").write_text("{}")  # left over from other settings: ignored
     rng = np.random.default_rng(0)
     n = 600
     label = np.zeros(n, int)
@@ -29,14 +32,13 @@ def fixture(root, pretrained=False, methods=None):
                           "isolation_forest": 2.0, "random_forest": 0.2}  # fmt: skip
     for m, strength in methods.items():
         score = rng.random(n) + strength * label
+        spath, mpath = lay.scores(m), lay.details(m)
         if m == "moment_zero_shot":
-            spath, mpath, extra = root / "data/scores/zero_shot.parquet", root / "metrics/zero_shot.json", {"budget": 0}
+            extra = {"detector": m, "budget": None}
         elif m.startswith("moment_lora_"):
-            b = int(m.rsplit("_", 1)[1])
-            spath, mpath = root / f"data/scores/finetune_{b}.parquet", root / f"metrics/finetune/{b}.json"
-            extra = {"budget": b, "test_std": {"vus_pr": 0.01}}
+            extra = {"detector": "moment_lora", "budget": int(m.rsplit("_", 1)[1]), "test_std": {"vus_pr": 0.01}}
         else:
-            spath, mpath, extra = root / f"data/scores/{m}.parquet", root / f"metrics/baselines/{m}.json", {}
+            extra = {"detector": m, "budget": None}
         spath.parent.mkdir(parents=True, exist_ok=True)
         mpath.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(
@@ -74,6 +76,7 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert "| isolation_forest | 1.00 | 1.00 | 1.00 |" in md  # the per-fault-type table
     summary = json.loads((tmp_path / "metrics/compare.json").read_text())
     assert summary["best_method"] == "isolation_forest" and summary["best_moment"] == "moment_lora_500"
+    assert summary["moment_pretrained"] is False
     assert summary["moment_minus_best_baseline_vus_pr"] == pytest.approx(0.3 - 0.4)
     curve = pd.read_csv(tmp_path / "plots/compare/learning_curve.csv")
     assert curve["budget"].tolist() == [0, 100, 500]
@@ -94,19 +97,23 @@ def test_no_caveat_with_pretrained_weights(runner, tmp_path, monkeypatch):
 def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fixture(tmp_path)
-    (tmp_path / "data/scores/finetune_100.parquet").unlink()
+    (tmp_path / "data/scores/moment_lora_100.parquet").unlink()
     result = runner.invoke(compare_app, [])
-    assert result.exit_code == 2 and "data/scores/finetune_100.parquet: scores file not found" in result.output
+    assert result.exit_code == 2 and "data/scores/moment_lora_100.parquet: scores file not found" in result.output
     fixture(tmp_path)
     (tmp_path / "data/scores/random_forest.parquet").write_bytes(b"not parquet")
     result = runner.invoke(compare_app, [])
     assert result.exit_code == 2 and "data/scores/random_forest.parquet: not a readable Parquet file" in result.output
     fixture(tmp_path)
-    (tmp_path / "metrics/baselines/random_forest.json").write_text("{broken")
+    (tmp_path / "reports/methods/random_forest.json").write_text("{broken")
     result = runner.invoke(compare_app, [])
-    assert result.exit_code == 2 and "metrics/baselines/random_forest.json: not valid JSON" in result.output
+    assert result.exit_code == 2 and "reports/methods/random_forest.json: not valid JSON" in result.output
     assert not (tmp_path / "reports/compare.md").exists()
     fixture(tmp_path)
-    (tmp_path / "metrics/baselines/isolation_forest.json").unlink()
+    (tmp_path / "reports/methods/isolation_forest.json").unlink()
     result = runner.invoke(compare_app, [])
-    assert result.exit_code == 2 and "metrics/baselines/isolation_forest.json: metrics file not found" in result.output
+    assert (
+        result.exit_code == 2
+        and "reports/methods/isolation_forest.json: not found; run `dvc repro baseline@isolation_forest` first"
+        in result.output
+    )

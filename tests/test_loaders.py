@@ -3,17 +3,21 @@
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import small_params
 
+from momentad.config import DataParams, build
 from momentad.errors import InputError
 from momentad.loaders import load
 from momentad.preprocess import preprocess
 
-SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
-
 
 def data_params(source, path, **options):
-    return {"source": source, "path": str(path), "split": SPLIT, "scaler": "standard",
-            "ffill_limit": 5, source: options}  # fmt: skip
+    """The repository's data section with this source, path and source options, validated."""
+    data = small_params()["data"]
+    data.update(source=source, path=str(path))
+    if options:
+        data[source] = {**(data.get(source) or {}), **options}
+    return build(DataParams, data, "data")
 
 
 def test_trainticket_csv_label_and_fault_type(tmp_path):

@@ -7,7 +7,7 @@ import subprocess
 import yaml
 from tests.conftest import ROOT, dvc
 
-from momentad.detectors.registry import BASELINES
+from momentad.detectors.registry import baseline_names
 
 
 def ran(output: str) -> set[str]:
@@ -17,9 +17,11 @@ def ran(output: str) -> set[str]:
 def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     first = dvc(repo_copy, "repro")
     assert first.returncode == 0, first.stderr + first.stdout
-    stages = {"preprocess", "window", "zero_shot", "finetune@8", "finetune@16", "compare"}
-    assert stages | {f"baseline@{m}" for m in BASELINES} == ran(first.stdout)
+    stages = {"preprocess", "window", "moment_zero_shot", "moment_lora@8", "moment_lora@16", "compare"}
+    assert stages | {f"baseline@{m}" for m in baseline_names()} == ran(first.stdout)
     assert first.stdout.rstrip().count("\n") < 120, "a run prints a short summary per stage, not noise"
+    noise = [line for line in (first.stdout + first.stderr).splitlines() if "WARNING" in line or "Warning" in line]
+    assert not noise, noise
     assert (repo_copy / "data/processed/schema.json").is_file()
     assert (repo_copy / "data/windows/windows.json").is_file()
     assert (repo_copy / "dvc.lock").is_file()
@@ -39,16 +41,18 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     # a LoRA knob re-runs the fine-tune stages only
     exp = dvc(repo_copy, "exp", "run", "-S", "lora.rank=4")
     assert exp.returncode == 0, exp.stderr + exp.stdout
-    assert ran(exp.stdout) == {"finetune@8", "finetune@16", "compare"}, exp.stdout
+    assert ran(exp.stdout) == {"moment_lora@8", "moment_lora@16", "compare"}, exp.stdout
     diff = dvc(repo_copy, "metrics", "diff", "--json")
-    assert diff.returncode == 0 and "metrics/finetune/8.json" in diff.stdout
+    assert diff.returncode == 0 and "metrics/moment_lora_8.json" in diff.stdout
+    assert "runtime" not in diff.stdout  # timings live in reports/methods/, not in metrics
 
     # every declared plot renders: in `dvc plots show --json` and in the HTML page
     shown = dvc(repo_copy, "plots", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     rendered = json.loads(shown.stdout)["data"]
     declared = yaml.safe_load((repo_copy / "dvc.yaml").read_text())
-    expected = {"plots/zero_shot/pr_curve.csv", "plots/zero_shot/test_period.png"}
+    expected = {"plots/pr/moment_zero_shot.csv", "plots/pr/isolation_forest.csv", "plots/pr/moment_lora_16.csv",
+                "plots/training/moment_lora_8.csv"}  # fmt: skip
     expected |= {k if isinstance(k, str) else next(iter(k)) for k in declared["plots"]}
     for key in expected:
         assert any(key in name for name in rendered), (key, list(rendered))
@@ -59,19 +63,33 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     for key in expected:  # one rendered entry per declared plot (a folder's files may be grouped)
         ident = re.sub(r"[/.]", "_", key)
         assert any(e.startswith(ident) for e in entries), (ident, sorted(entries))
-    assert len(rendered) >= len(expected) >= 10
+    assert len(rendered) >= len(expected) >= 9
+    # every Vega plot has its own title and labelled axes
+    titles = [p["content"]["title"] for v in rendered.values() for p in v if p["type"] == "vega"]
+    titles = [t["text"] if isinstance(t, dict) else t for t in titles]
+    assert len(titles) == len(set(titles)) >= 12, titles
+    for v in rendered.values():
+        for p in v:
+            if p["type"] == "vega":
+                spec = json.dumps(p["content"])
+                assert not re.search(r'"title": "(x|y|step|value)"', spec), spec[:300]
+                assert (
+                    '"title": "recall (share' in spec
+                    or '"title": "fine-tune budget' in spec
+                    or '"title": "epoch"' in spec
+                ), spec[:300]
 
 
 def test_stages_declare_exactly_the_params_they_read():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert stages["preprocess"]["params"] == ["seed", "data"]
     assert stages["window"]["params"] == ["window"]
-    assert "data" not in stages["zero_shot"]["params"] and "zero_shot" in stages["zero_shot"]["params"]
-    ft = stages["finetune"]["do"]["params"]
+    assert "data" not in stages["moment_zero_shot"]["params"] and "zero_shot" in stages["moment_zero_shot"]["params"]
+    ft = stages["moment_lora"]["do"]["params"]
     assert "lora" in ft and "finetune.budgets" not in ft and "finetune" not in ft
-    assert not any(p.startswith(("data", "window", "baselines")) for p in ft)
+    assert not any(p.startswith(("data", "baselines")) for p in ft)
     # every finetune.* key the stage reads (all but budgets, which dvc.yaml's foreach reads) is declared
-    from momentad.finetune import FinetuneConfig
+    from momentad.config import FinetuneParams
 
-    keys = {f"finetune.{k}" for k in FinetuneConfig.__dataclass_fields__} - {"finetune.budgets"}
+    keys = {f"finetune.{k}" for k in FinetuneParams.__dataclass_fields__} - {"finetune.budgets"}
     assert keys == {p for p in ft if p.startswith("finetune.")}

@@ -36,7 +36,7 @@ def test_outputs_scaled_on_train_only(runner, workdir):
     assert all(splits["test"][c].dtype == np.float32 for c in feats)
     for k, info in schema["splits"].items():
         assert info["anomalous_timesteps"] > 0 and len(info["fault_types"]) == 14, k
-    assert set(schema["scaler"]) == {"method", "fitted_on", "center", "scale"}
+    assert set(schema["scaler"]) == {"method", "fitted_on", "center", "scale", "impute"}
     assert schema["scaler"]["fitted_on"] == "train"
 
 
@@ -91,7 +91,7 @@ BAD_INPUTS = {
     "bad label": ({}, "timestamp,cpu,label\n1,2,0\n2,3,yes\n3,4,0\n", "column 'label' must be 0/1"),
     "split sum": ({"data.split": {"train": 0.8, "val": 0.15, "test": 0.15}}, "ok", "data.split fractions sum"),
     "bad scaler": ({"data.scaler": "minmax"}, "ok", "data.scaler must be one of"),
-    "bad source": ({"data.source": "kafka"}, "ok", "data.source='kafka'"),
+    "bad source": ({"data.source": "kafka"}, "ok", "data.source must be one of 'synthetic'"),
     "bad synthetic knob": ({"data.source": "synthetic", "data.synthetic.services": 1}, None,
                            "data.synthetic.services=1"),
 }  # fmt: skip

@@ -3,6 +3,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import small_params
 
 from momentad.errors import InputError
 from momentad.synthetic import FAULT_TYPES, SyntheticConfig, generate
@@ -84,9 +85,12 @@ def test_latency_faults_propagate_to_callers(default_data):
 
 
 def test_bad_knob_names_the_parameter():
+    full = small_params()["data"]["synthetic"]
     with pytest.raises(InputError, match="data.synthetic.services"):
-        SyntheticConfig.from_params({"services": 1})
-    with pytest.raises(InputError, match="data.synthetic.colour"):
-        SyntheticConfig.from_params({"colour": "red"})
+        SyntheticConfig.from_params({**full, "services": 1})
+    with pytest.raises(InputError, match="data.synthetic.colour is not a known key"):
+        SyntheticConfig.from_params({**full, "colour": "red"})
+    with pytest.raises(InputError, match="data.synthetic.noise is missing"):
+        SyntheticConfig.from_params({k: v for k, v in full.items() if k != "noise"})
     with pytest.raises(InputError, match="data.synthetic.timesteps"):
         generate(SyntheticConfig(timesteps=2500), SPLIT, seed=0)

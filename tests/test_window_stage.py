@@ -101,8 +101,10 @@ def test_starts_end_aligned():
     ],
 )
 def test_bad_window_params_clear_error_no_output(runner, workdir, overrides, message):
-    write_params(workdir, small_params(**overrides))
+    data_only = {k: v for k, v in overrides.items() if k.startswith("data.")}
+    write_params(workdir, small_params(**data_only))
     assert runner.invoke(preprocess_app, []).exit_code == 0
+    write_params(workdir, small_params(**overrides))
     result = runner.invoke(window_app, [])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()

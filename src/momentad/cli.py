@@ -26,6 +26,9 @@ def setup_logging(verbose: bool) -> None:
     # transformers 4.33 calls torch.utils.checkpoint without use_reentrant; behaviour is right
     # (momentad.models.lora handles the re-entrant case), the warning is noise.
     warnings.filterwarnings("ignore", message="torch.utils.checkpoint: the use_reentrant")
+    # bitsandbytes (imported by peft) logs that an optional CPU nf4 kernel package is absent on
+    # every import, quantisation on or off; the fallback path it takes is the one we measured.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:

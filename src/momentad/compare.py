@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import precision_recall_curve
 
 from momentad.errors import InputError
+from momentad.layout import LORA, ZERO_SHOT, Layout, parse, read_details
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 
 
-def read_metrics(folder: Path, budgets: list[int], methods: list[str]) -> list[dict[str, Any]]:
-    """The metrics JSON of every method the params name: zero-shot, each fine-tune budget
-    (``finetune.budgets``) and each baseline (``baselines.methods``). Files left over from
-    other settings are ignored; a missing one is an error naming it."""
-    paths = [folder / "zero_shot.json"]
-    paths += [folder / "finetune" / f"{b}.json" for b in budgets]
-    paths += [folder / "baselines" / f"{m}.json" for m in methods]
+def read_docs(layout: Layout, ids: list[str]) -> list[dict[str, Any]]:
+    """The detail document of every method id the params name; files left over from other
+    settings are ignored, a missing one is an error naming the stage to run."""
     docs = []
-    for p in paths:
-        if not p.is_file():
-            raise InputError(f"{p}: metrics file not found; run `dvc repro` (or the stage that writes it) first")
-        try:
-            doc = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{p}: not valid JSON ({e.msg}); re-run the stage that writes it") from None
-        for key in ("method", "test", "runtime", "model"):
+    for mid in ids:
+        doc = read_details(layout, mid)
+        for key in ("method", "test", "runtime", "model", "threshold"):
             if key not in doc:
-                raise InputError(f"{p}: missing '{key}'; re-run the stage that writes it")
+                raise InputError(f"{layout.details(mid)}: missing '{key}'; run `dvc repro -f {parse(mid).stage}`")
         docs.append(doc)
     return docs
-
-
-def scores_path(doc: dict[str, Any], scores_dir: Path) -> Path:
-    """Where a method's test scores live."""
-    method = doc["method"]
-    if method == "moment_zero_shot":
-        return scores_dir / "zero_shot.parquet"
-    if method.startswith("moment_lora_"):
-        return scores_dir / f"finetune_{doc['budget']}.parquet"
-    return scores_dir / f"{method}.parquet"
 
 
 def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -67,10 +49,8 @@ def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFra
 
 
 def kind(doc: dict[str, Any]) -> str:
-    m = doc["method"]
-    return (
-        "moment_zero_shot" if m == "moment_zero_shot" else "moment_lora" if m.startswith("moment_lora_") else "baseline"
-    )
+    """moment_zero_shot | moment_lora | baseline"""
+    return doc["detector"] if doc["detector"] in (ZERO_SHOT, LORA) else "baseline"
 
 
 def weights(doc: dict[str, Any]) -> str:
@@ -86,7 +66,7 @@ def table(docs: list[dict[str, Any]]) -> pd.DataFrame:
         t, r = d["test"], d["runtime"]
         rows.append({
             "method": d["method"], "kind": kind(d), "weights": weights(d),
-            "budget": d.get("budget", 0) if kind(d) != "baseline" else None,
+            "budget": (d["budget"] or 0) if kind(d) != "baseline" else None,
             "vus_pr": t["vus_pr"], "vus_pr_std": d.get("test_std", {}).get("vus_pr"), "vus_roc": t["vus_roc"],
             "auc_pr": t["auc_pr"], "f1": t["f1_at_val_threshold"], "precision": t["precision_at_val_threshold"],
             "recall": t["recall_at_val_threshold"], "fit_s": r.get("fit_s"), "score_s": r.get("score_s"),
@@ -104,11 +84,11 @@ def fault_recall_table(docs: list[dict[str, Any]], order: list[str]) -> pd.DataF
 
 def learning_curve(docs: list[dict[str, Any]]) -> pd.DataFrame:
     """x = budget (0 = zero-shot); MOMENT's points, and each baseline as a flat reference line."""
-    moment = sorted((d for d in docs if kind(d) != "baseline"), key=lambda d: d.get("budget", 0))
-    budgets = [d.get("budget", 0) for d in moment] or [0]
+    moment = sorted((d for d in docs if kind(d) != "baseline"), key=lambda d: d["budget"] or 0)
+    budgets = [d["budget"] or 0 for d in moment] or [0]
     rows = []
     for d in moment:
-        rows.append({"budget": d.get("budget", 0), "series": "MOMENT", "vus_pr": d["test"]["vus_pr"],
+        rows.append({"budget": d["budget"] or 0, "series": "MOMENT", "vus_pr": d["test"]["vus_pr"],
                      "vus_pr_std": d.get("test_std", {}).get("vus_pr", 0.0),
                      "f1": d["test"]["f1_at_val_threshold"]})  # fmt: skip
     for d in docs:
@@ -120,25 +100,88 @@ def learning_curve(docs: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def summary(tab: pd.DataFrame) -> dict[str, Any]:
-    """metrics/compare.json: flat keys that read well in `dvc metrics diff` / `dvc exp show`."""
-    best = tab.iloc[0]
+    """metrics/compare.json: a few flat headline keys for `dvc metrics diff` / `dvc exp show`."""
     moment = tab[tab["kind"] != "baseline"]
     base = tab[tab["kind"] == "baseline"]
-    out: dict[str, Any] = {
-        "best_method": best["method"],
-        "best_vus_pr": round(float(best["vus_pr"]), 6),
-        "moment_weights": moment["weights"].iloc[0] if len(moment) else None,
-    }
+    out: dict[str, Any] = {"best_method": tab.iloc[0]["method"], "best_vus_pr": round(float(tab.iloc[0]["vus_pr"]), 6)}
     if len(moment):
-        top = moment.iloc[0]
-        out.update(best_moment=top["method"], best_moment_vus_pr=round(float(top["vus_pr"]), 6))
+        out["moment_pretrained"] = bool((moment["weights"] == "pretrained").all())
+        out.update(best_moment=moment.iloc[0]["method"], best_moment_vus_pr=round(float(moment.iloc[0]["vus_pr"]), 6))
     if len(base):
         out.update(best_baseline=base.iloc[0]["method"], best_baseline_vus_pr=round(float(base.iloc[0]["vus_pr"]), 6))
     if len(moment) and len(base):
         out["moment_minus_best_baseline_vus_pr"] = round(float(moment.iloc[0]["vus_pr"] - base.iloc[0]["vus_pr"]), 6)
-    out["vus_pr"] = {r.method: round(float(r.vus_pr), 6) for r in tab.itertuples()}
-    out["f1_at_val_threshold"] = {r.method: round(float(r.f1), 6) for r in tab.itertuples()}
     return out
+
+
+def pr_curves(frames: dict[str, pd.DataFrame], order: list[str], points: int = 400) -> dict[str, tuple]:
+    """Test precision-recall curves per method, thinned to about ``points`` points."""
+    curves = {}
+    for m in order:
+        p, r, _ = precision_recall_curve(frames[m]["label"], frames[m]["score"])
+        step = max(1, len(p) // points)
+        curves[m] = (p[::step], r[::step])
+    return curves
+
+
+def timeline_methods(order: list[str], docs: list[dict[str, Any]]) -> list[str]:
+    """The best method, the best MOMENT row and zero-shot: the rows worth a timeline."""
+    shown = [order[0]]
+    shown += [m for m in order if m.startswith("moment") and m not in shown][:1]
+    shown += [m for m in (ZERO_SHOT,) if m in order and m not in shown]
+    return shown
+
+
+CAVEAT = (
+    "> **MOMENT ran with random-init weights.** Its rows below (`weights: random-init`) use the MOMENT "
+    "architecture with seeded random weights because the pretrained checkpoint could not be loaded here; "
+    "they are **not foundation-model results**. To get them, run on a machine that reaches the Hugging Face "
+    "hub (or has the model in its cache): `dvc exp run -S model.checkpoint=AutonLab/MOMENT-1-large`."
+)
+
+
+def _fmt(v, digits=3):
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, Any]]) -> str:
+    """reports/compare.md: the ranked table, per-fault-type recall and the weights caveat."""
+    data = docs[0].get("data", {})
+    lines = ["# Does MOMENT beat the classic detectors?", ""]
+    if (tab["weights"] == "random-init").any():
+        lines += [CAVEAT, ""]
+    lines += [
+        f"Data: `{data.get('source', '?')}` ({data.get('name', '')})"
+        + (" — **synthetic** TrainTicket-like telemetry" if data.get("synthetic") else ""),
+        "",
+        "Ranked by **VUS-PR** on the test split (threshold-free, the headline). F1 / precision / recall use the "
+        "threshold chosen on the validation split. Oracle-threshold scores (standard, PA, event, range, affiliation "
+        "F1) are in each `reports/methods/*.json`; PA-F1 inflates and is never a headline.",
+        "",
+        "| # | method | weights | budget | VUS-PR | VUS-ROC | AUC-PR | F1 | precision | recall | fit s | score s "
+        "| peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for i, r in enumerate(tab.itertuples(), 1):
+        vus = _fmt(r.vus_pr) + (f" ± {r.vus_pr_std:.3f}" if r.vus_pr_std and r.vus_pr_std > 0 else "")
+        budget = "" if r.budget is None or (isinstance(r.budget, float) and np.isnan(r.budget)) else int(r.budget)
+        lines.append(
+            f"| {i} | {r.method} | {r.weights} | {budget} | {vus} | {_fmt(r.vus_roc)} | {_fmt(r.auc_pr)} | "
+            f"{_fmt(r.f1)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.fit_s, 1)} | {_fmt(r.score_s, 1)} | "
+            f"{_fmt(r.peak_rss_mb, 0)} |"
+        )
+    lines += ["", "## Which faults each method catches", "", "Share of the test split's fault events with at "
+              "least one step flagged at the validation threshold.", ""]  # fmt: skip
+    cols = list(recall.columns)
+    lines.append("| method | " + " | ".join(cols) + " |")
+    lines.append("| --- |" + " --- |" * len(cols))
+    for m, row in recall.iterrows():
+        lines.append(f"| {m} | " + " | ".join(_fmt(v, 2) for v in row) + " |")
+    lines += ["", "Plots: `plots/compare/` (learning curve, PR curves, recall heatmap, timeline); "
+              "`dvc plots show` renders them with the per-method plots.", ""]  # fmt: skip
+    return "\n".join(lines)
 
 
 def learning_curve_wide(curve: pd.DataFrame) -> pd.DataFrame:

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from momentad.errors import InputError
-from momentad.preprocess import META_COLUMNS
 
 SPLITS = ("train", "val", "test")
+META_COLUMNS = ("timestamp", "label", "fault_type", "root_cause")
 
 
 @dataclass

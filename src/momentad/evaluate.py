@@ -1,55 +1,27 @@
-"""One evaluation for every method: threshold on validation, metrics on test, outputs written
-in the shared contract (scores Parquet, metrics JSON, PR-curve data, test-period PNG)."""
+"""One evaluation for every method: threshold on validation, then metrics on test."""
 
 from __future__ import annotations
 
 import resource
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve
 
+from momentad.config import EvaluateParams
 from momentad.data import Split
 from momentad.errors import InputError
-from momentad.io import atomic_file, write_json
 from momentad.metrics import (
-    THRESHOLD_RULES,
     at_threshold,
     compute_metrics,
     fault_type_recall,
     find_period,
     select_threshold,
 )
-from momentad.params import build_config, require_choice, require_float, require_int
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    """params.yaml: evaluate."""
-
-    threshold: str = "val_best_f1"
-    percentile: float = 99.0
-    k: float = 3.0
-    iqr_factor: float = 1.5
-    sliding_window: int | str = "auto"
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> EvalConfig:
-        cfg = build_config(cls, p, "evaluate")
-        require_choice(cfg.threshold, "evaluate.threshold", THRESHOLD_RULES)
-        require_float(cfg.percentile, "evaluate.percentile", 0, 100)
-        require_float(cfg.k, "evaluate.k", 0)
-        require_float(cfg.iqr_factor, "evaluate.iqr_factor", 0)
-        if cfg.sliding_window != "auto":
-            require_int(cfg.sliding_window, "evaluate.sliding_window", 1, 10_000)
-        return cfg
-
-
-def sliding_window(cfg: EvalConfig, train: Split) -> int:
+def sliding_window(cfg: EvaluateParams, train: Split) -> int:
     """The VUS buffer width: fixed, or the dominant period of the first KPI on *train*."""
     if cfg.sliding_window == "auto":
         return find_period(train.values[:, 0])
@@ -62,7 +34,7 @@ def peak_rss_mb() -> float:
     return round(kb / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.ndarray, cfg: EvalConfig,
+def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.ndarray, cfg: EvaluateParams,
              window: int) -> dict[str, Any]:  # fmt: skip
     """Threshold from validation, then every test metric; nothing here reads test labels
     before the threshold is fixed."""
@@ -100,35 +72,3 @@ def scores_frame(split: Split, scores: np.ndarray) -> pd.DataFrame:
             "fault_type": split.frame["fault_type"].astype("string").to_numpy(),
         }
     )
-
-
-def write_outputs(
-    method: str,
-    val: Split,
-    val_scores: np.ndarray,
-    test: Split,
-    test_scores: np.ndarray,
-    result: dict[str, Any],
-    runtime: dict[str, Any],
-    model: dict[str, Any],
-    data: dict[str, Any],
-    scores_path: Path,
-    metrics_path: Path,
-    pr_path: Path | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write scores (test; validation beside it), metrics JSON and PR-curve data atomically."""
-    doc = {"method": method, **result, "runtime": runtime, "model": model, "data": data, **(extra or {})}
-    val_path = scores_path.with_name(scores_path.stem + ".val.parquet")
-    for path, split, s in ((scores_path, test, test_scores), (val_path, val, val_scores)):
-        with atomic_file(path) as tmp:
-            scores_frame(split, s).to_parquet(tmp, index=False)
-    if pr_path is not None:
-        p, r, _ = precision_recall_curve(test.labels, test_scores)
-        step = max(1, len(p) // 500)  # a few hundred points draw the same curve
-        curve = pd.DataFrame({"method": method, "recall": r[::step], "precision": p[::step]})
-        with atomic_file(pr_path) as tmp:
-            curve.round(5).to_csv(tmp, index=False)
-    with atomic_file(metrics_path) as tmp:
-        write_json(tmp, doc)
-    return doc

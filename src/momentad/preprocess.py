@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from momentad.config import DataParams
+from momentad.data import META_COLUMNS
 from momentad.errors import InputError
 from momentad.loaders import RawData
-from momentad.params import require_choice, require_float, require_int
 
 log = logging.getLogger(__name__)
 
-META_COLUMNS = ("timestamp", "label", "fault_type", "root_cause")
 SPLITS = ("train", "val", "test")
 SCALERS = ("standard", "robust", "none")
 
@@ -30,16 +30,6 @@ class Processed:
 
     splits: dict[str, pd.DataFrame]
     schema: dict[str, Any]
-
-
-def check_split(split: Any) -> dict[str, float]:
-    """Validate ``data.split`` (train/val/test fractions summing to 1)."""
-    if not isinstance(split, dict) or set(split) != set(SPLITS):
-        raise InputError("params.yaml: data.split needs exactly train, val and test fractions")
-    fr = {k: require_float(split[k], f"data.split.{k}", 0.01, 0.98) for k in SPLITS}
-    if abs(sum(fr.values()) - 1) > 1e-6:
-        raise InputError(f"params.yaml: data.split fractions sum to {sum(fr.values()):.3f}; make them sum to 1")
-    return fr
 
 
 def split_bounds(n: int, fractions: dict[str, float], train_end: int | None) -> dict[str, tuple[int, int]]:
@@ -127,11 +117,39 @@ def fault_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
-def preprocess(raw: RawData, data_params: dict[str, Any]) -> Processed:
+def scale_features(feats: pd.DataFrame, center: pd.Series, scale: pd.Series, impute: pd.Series) -> pd.DataFrame:
+    """Scale with train statistics, fill remaining gaps with ``impute``; float32."""
+    return ((feats - center) / scale).fillna(impute).astype("float32")
+
+
+def transform(raw: RawData, schema: dict[str, Any]) -> pd.DataFrame:
+    """New data -> the processed table layout, with the scaler fitted at training time.
+
+    ``raw.frame`` needs ``timestamp`` and every KPI in ``schema['features']`` (others are
+    ignored); ``label`` is optional. Used by ``momentad score``."""
+    features = schema["features"]
+    missing = [c for c in features if c not in raw.frame.columns]
+    if missing:
+        raise InputError(f"{raw.origin}: missing KPI column(s) {', '.join(missing[:5])}"
+                         f"{' ...' if len(missing) > 5 else ''} seen in training; add them to the file")  # fmt: skip
+    has_label = "label" in raw.frame.columns
+    sub = RawData(raw.frame[["timestamp", *features] + (["label"] if has_label else [])], raw.source, raw.name,
+                  raw.origin)  # fmt: skip
+    ts = _timestamps(sub)
+    feats = _features(sub)[features]
+    limit = schema["quality"]["ffill_limit"]
+    feats = feats.ffill(limit=limit) if limit else feats
+    sc = schema["scaler"]
+    scaled = scale_features(feats, pd.Series(sc["center"]), pd.Series(sc["scale"]), pd.Series(sc["impute"]))
+    label = _labels(sub) if has_label else pd.Series(np.zeros(len(scaled), dtype="int8"))
+    return pd.concat([ts.rename("timestamp"), scaled, label.rename("label"),
+                      pd.Series([None] * len(scaled), dtype="string", name="fault_type")], axis=1)  # fmt: skip
+
+
+def preprocess(raw: RawData, data: DataParams) -> Processed:
     """Validate, fill, split, drop constant channels and scale (fitted on train only)."""
-    fractions = check_split(data_params.get("split"))
-    scaler = require_choice(data_params.get("scaler", "standard"), "data.scaler", SCALERS)
-    limit = require_int(data_params.get("ffill_limit", 5), "data.ffill_limit", 0, 10_000)
+    fractions = {"train": data.split.train, "val": data.split.val, "test": data.split.test}
+    scaler, limit = data.scaler, data.ffill_limit
 
     ts = _timestamps(raw)
     feats = _features(raw)
@@ -166,11 +184,11 @@ def preprocess(raw: RawData, data_params: dict[str, Any]) -> Processed:
     else:
         center = pd.Series(0.0, index=feats.columns)
         scale = pd.Series(1.0, index=feats.columns)
-    scaled = (feats - center) / scale
-    gaps = scaled.isna().sum()
     # Gaps longer than the fill limit become the train centre (0 after scaling): neutral, and
     # counted in schema.json so users see how much was imputed.
-    scaled = scaled.fillna(0.0 if scaler != "none" else train.mean()).astype("float32")
+    impute = pd.Series(0.0, index=feats.columns) if scaler != "none" else train.mean()
+    gaps = feats.isna().sum()
+    scaled = scale_features(feats, center, scale, impute)
 
     table = pd.concat(
         [ts.rename("timestamp"), scaled, label.rename("label"),
@@ -211,6 +229,7 @@ def preprocess(raw: RawData, data_params: dict[str, Any]) -> Processed:
             "fitted_on": "train",
             "center": {c: float(center[c]) for c in scaled.columns},
             "scale": {c: float(scale[c]) for c in scaled.columns},
+            "impute": {c: float(impute[c]) for c in scaled.columns},
         },
         "dropped_columns": {"constant_in_train": constant},
         "quality": {

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from momentad.config import build
 from momentad.errors import InputError
-from momentad.params import build_config
 
 # The 41 services of the TrainTicket benchmark (FudanSELab/train-ticket).
 TRAINTICKET_SERVICES = [
@@ -76,7 +76,7 @@ class SyntheticConfig:
     @classmethod
     def from_params(cls, p: dict | None) -> SyntheticConfig:
         """Build from the ``data.synthetic`` params section, rejecting unknown keys."""
-        cfg = build_config(cls, p, "data.synthetic")
+        cfg = build(cls, p, "data.synthetic")
         cfg.validate()
         return cfg
 

@@ -7,47 +7,17 @@ per-window labels), so its output does not grow with overlap; :func:`materialize
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from momentad.errors import InputError
-from momentad.params import build_config, require_int
+
+if TYPE_CHECKING:
+    from momentad.config import WindowParams
 
 CONTEXT_LENGTH = 512  # MOMENT's fixed input length
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """params.yaml: window."""
-
-    length: int = 512
-    train_stride: int = 8
-    eval_stride: int = 512
-    patch_length: int = 8
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> WindowConfig:
-        """Validate the ``window`` section, naming the parameter and the fix."""
-        cfg = build_config(cls, p, "window")
-        require_int(cfg.patch_length, "window.patch_length", 1, CONTEXT_LENGTH)
-        if CONTEXT_LENGTH % cfg.patch_length:
-            raise InputError(f"params.yaml: window.patch_length={cfg.patch_length} must divide {CONTEXT_LENGTH}")
-        require_int(cfg.length, "window.length", cfg.patch_length, CONTEXT_LENGTH)
-        if cfg.length % cfg.patch_length:
-            raise InputError(
-                f"params.yaml: window.length={cfg.length} must be a multiple of window.patch_length="
-                f"{cfg.patch_length} so padding covers whole patches"
-            )
-        require_int(cfg.train_stride, "window.train_stride", 1, cfg.length)
-        require_int(cfg.eval_stride, "window.eval_stride", 1, cfg.length)
-        return cfg
-
-    @property
-    def pad(self) -> int:
-        return CONTEXT_LENGTH - self.length
 
 
 def starts(n: int, length: int, stride: int) -> np.ndarray:
@@ -86,7 +56,7 @@ def window_index(split: pd.DataFrame, length: int, stride: int) -> pd.DataFrame:
     )
 
 
-def build_index(splits: dict[str, pd.DataFrame], cfg: WindowConfig) -> dict[str, pd.DataFrame]:
+def build_index(splits: dict[str, pd.DataFrame], cfg: WindowParams) -> dict[str, pd.DataFrame]:
     """Window indices for train (train_stride) and val/test (eval_stride); windows never cross
     a split boundary because each split is windowed on its own rows."""
     total = sum(len(df) for df in splits.values())

@@ -4,6 +4,7 @@ A detector is fitted on the training split (and may use validation for early sto
 scores a split to one anomaly score per timestep, higher = more anomalous.
 """
 
-from momentad.detectors.base import Detector
+from momentad.detectors.base import Detector, as_split
+from momentad.detectors.registry import detector_class, load_detector, make, register
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "as_split", "detector_class", "load_detector", "make", "register"]

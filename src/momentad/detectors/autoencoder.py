@@ -15,23 +15,37 @@ over KPIs with the loss weights:
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from sklearn.ensemble import RandomForestClassifier
-from torch import nn
-from tqdm.auto import tqdm
 
+from momentad.config import rng
 from momentad.data import Split
-from momentad.detectors.early_stopping import EarlyStopping
+from momentad.detectors.base import TorchDetector
 from momentad.detectors.features import STATS, kpi_importance, rolling_features
 from momentad.errors import InputError
 from momentad.models.device import resolve_device
+from momentad.training import LoopConfig, TrainLoop
 from momentad.windows import starts
 
-log = logging.getLogger(__name__)
-LOSSES = ("mse", "feature_scaled", "rf_weighted")
+
+@dataclass(frozen=True)
+class AutoencoderParams:
+    """Options every windowed autoencoder shares (``baselines.<name>``)."""
+
+    window: int = rng(ge=2, le=4096)
+    train_stride: int = rng(ge=1)
+    eval_stride: int = rng(ge=1)
+    hidden: int = rng(ge=1)
+    epochs: int = rng(ge=1, le=1000)
+    batch_size: int = rng(ge=1)
+    lr: float = rng(gt=0)
+    patience: int = rng(ge=1)
+    loss: Literal["mse", "feature_scaled", "rf_weighted"]
 
 
 def feature_scaled_weights(channel_error: np.ndarray) -> np.ndarray:
@@ -47,93 +61,80 @@ def rf_weights(importance: np.ndarray, floor: float = 0.05) -> np.ndarray:
     return w / w.mean()
 
 
-def make_windows(values: np.ndarray, length: int, stride: int) -> np.ndarray:
-    """Window starts covering the series (last window aligned to the end)."""
-    if len(values) < length:
-        raise InputError(f"a split has {len(values)} rows, fewer than the baseline window {length}; lower it")
-    return starts(len(values), length, stride)
+def make_windows(n: int, length: int, stride: int, name: str) -> np.ndarray:
+    """Window starts covering ``n`` rows (last window aligned to the end)."""
+    if n < length:
+        raise InputError(
+            f"a split has {n} rows, fewer than the baseline window {length}; lower baselines.{name}.window"
+        )
+    return starts(n, length, stride)
 
 
-class AutoencoderDetector:
+class AutoencoderDetector(TorchDetector):
     """Base class: subclasses define ``build(channels) -> nn.Module`` mapping (b, L, C) -> (b, L, C)."""
 
-    name = "autoencoder"
-
-    def __init__(self, seed: int = 0, window: int = 64, train_stride: int = 8, eval_stride: int = 32,
-                 hidden: int = 64, epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
-                 patience: int = 3, loss: str = "mse", rf_trees: int = 50, device: str = "auto",
-                 progress: bool = True, **arch):  # fmt: skip
-        if loss not in LOSSES:
-            raise InputError(f"params.yaml: baselines.{self.name}.loss={loss!r}; use one of {', '.join(LOSSES)}")
-        self.seed, self.window, self.train_stride, self.eval_stride = seed, window, train_stride, eval_stride
-        self.hidden, self.epochs, self.batch_size, self.lr, self.patience = hidden, epochs, batch_size, lr, patience
-        self.loss, self.rf_trees, self.device, self.progress, self.arch = loss, rf_trees, device, progress, arch
-
-    def build(self, channels: int) -> nn.Module:
-        raise NotImplementedError
+    RF_TREES = 50  # the rf_weighted loss's forest: a weighting aid, not a tuned model
 
     # -- data ---------------------------------------------------------------------------------
     def _windows(self, split: Split, stride: int, clean: bool) -> tuple[np.ndarray, np.ndarray]:
-        st = make_windows(split.values, self.window, stride)
+        w = self.params.window
+        st = make_windows(len(split), w, stride, self.name)
         if clean:
             lab = np.concatenate([[0], np.cumsum(split.labels)])
-            st = st[lab[st + self.window] - lab[st] == 0]
+            st = st[lab[st + w] - lab[st] == 0]
             if len(st) == 0:
-                raise InputError(f"{self.name}: every training window holds an anomaly; lower the window")
-        idx = st[:, None] + np.arange(self.window)[None, :]
+                raise InputError(
+                    f"{self.name}: every training window holds an anomaly; lower baselines.{self.name}.window"
+                )
+        idx = st[:, None] + np.arange(w)[None, :]
         return split.values[idx], split.labels[idx]
 
-    def _weights(self, train: Split, x: np.ndarray) -> np.ndarray:
-        c = x.shape[2]
-        if self.loss == "rf_weighted":
+    def _loss_weights(self, train: Split, channels: int) -> np.ndarray:
+        if self.params.loss == "rf_weighted":
             if train.labels.sum() == 0:
-                raise InputError(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies in train")
+                raise InputError(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies in train; use mse")
             feats = rolling_features(train.values, [10, 30], STATS, names=train.features)
-            rf = RandomForestClassifier(n_estimators=self.rf_trees, max_depth=10, class_weight="balanced_subsample",
+            rf = RandomForestClassifier(n_estimators=self.RF_TREES, max_depth=10, class_weight="balanced_subsample",
                                         random_state=self.seed, n_jobs=-1, max_samples=0.5)  # fmt: skip
             rf.fit(feats.to_numpy(), train.labels)
             return rf_weights(kpi_importance(list(feats.columns), rf.feature_importances_, train.features))
-        return np.ones(c)
+        return np.ones(channels)
 
-    # -- training -----------------------------------------------------------------------------
-    def fit(self, train: Split, val: Split | None = None) -> AutoencoderDetector:
+    # -- training (hooks of momentad.training.TrainLoop) --------------------------------------
+    def _fit(self, train: Split, val: Split | None) -> None:
+        p = self.params
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         self.device_ = resolve_device(self.device)
-        x, _ = self._windows(train, self.train_stride, clean=True)
-        vx, vy = self._windows(val, self.eval_stride, clean=False) if val is not None else (x[:64], None)
-        self.model_ = self.build(x.shape[2]).to(self.device_)
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        self.weights_ = self._weights(train, x)
-        w = torch.tensor(self.weights_, dtype=torch.float32, device=self.device_)
-        vmask = torch.tensor(1.0 - (vy if vy is not None else np.zeros(vx.shape[:2])), dtype=torch.float32)
-        stopper, self.history_ = EarlyStopping(self.patience), []
-        for epoch in range(self.epochs):
-            self.model_.train()
-            order = rng.permutation(len(x))
-            losses = []
-            for a in tqdm(range(0, len(order), self.batch_size), desc=f"{self.name} epoch {epoch + 1}", leave=False,
-                          disable=not self.progress, mininterval=2.0):  # fmt: skip
-                xb = torch.from_numpy(x[order[a : a + self.batch_size]]).to(self.device_)
-                err = (self.model_(xb) - xb) ** 2
-                loss = (err * w).mean()
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-                opt.step()
-                losses.append(float(loss.detach()))
-            if epoch == 0 and self.loss == "feature_scaled":
-                # difficulty = each KPI's mean reconstruction error after the warm-up epoch
-                self.weights_ = feature_scaled_weights(self._channel_error(x).mean(axis=(0, 1)))
-                w = torch.tensor(self.weights_, dtype=torch.float32, device=self.device_)
-            verr = torch.from_numpy(self._channel_error(vx)) * w.cpu()
-            val_loss = float((verr.mean(dim=2) * vmask).sum() / vmask.sum().clamp(min=1))
-            self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
-            if stopper.step(val_loss, self.model_):
-                break
-        stopper.restore(self.model_)
-        return self
+        self._x, _ = self._windows(train, p.train_stride, clean=True)
+        if val is not None:
+            self._vx, vy = self._windows(val, p.eval_stride, clean=False)
+        else:
+            self._vx, vy = self._x[:64], np.zeros(self._x[:64].shape[:2])
+        self.channels_ = self._x.shape[2]
+        self.model_ = self.build(self.channels_).to(self.device_)
+        self.weights_ = self._loss_weights(train, self.channels_)
+        self._vmask = torch.tensor(1.0 - vy, dtype=torch.float32)
+        loop = TrainLoop(LoopConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience,
+                                    min_delta=1e-6), self.device_, "fp32", self.seed, progress=self.progress,
+                         desc=self.name)  # fmt: skip
+        self.history_ = loop.fit(self, len(self._x))["history"]
+        del self._x, self._vx, self._vmask
 
+    def batch_loss(self, idx: np.ndarray, gen: torch.Generator, epoch: int) -> torch.Tensor:
+        xb = torch.from_numpy(self._x[idx]).to(self.device_)
+        w = torch.tensor(self.weights_, dtype=torch.float32, device=self.device_)
+        return (((self.model_(xb) - xb) ** 2) * w).mean()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if epoch == 0 and self.params.loss == "feature_scaled":
+            # difficulty = each KPI's mean reconstruction error after the warm-up epoch
+            self.weights_ = feature_scaled_weights(self._channel_error(self._x).mean(axis=(0, 1)))
+
+    def validation_loss(self) -> float:
+        verr = torch.from_numpy(self._channel_error(self._vx)) * torch.tensor(self.weights_, dtype=torch.float32)
+        return float((verr.mean(dim=2) * self._vmask).sum() / self._vmask.sum().clamp(min=1))
+
+    # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
     def _channel_error(self, x: np.ndarray) -> np.ndarray:
         self.model_.eval()
@@ -143,12 +144,29 @@ class AutoencoderDetector:
             out[a : a + 256] = ((self.model_(xb) - xb) ** 2).cpu().numpy()
         return out
 
-    def score(self, split: Split) -> np.ndarray:
-        st = make_windows(split.values, self.window, self.eval_stride)
-        idx = st[:, None] + np.arange(self.window)[None, :]
-        err = (self._channel_error(split.values[idx]) * self.weights_).mean(axis=2)  # (w, L)
-        acc = np.zeros(len(split))
+    def channel_scores(self, split: Split) -> np.ndarray:
+        """(timesteps, KPIs) weighted reconstruction error, averaged over overlapping windows."""
+        w = self.params.window
+        st = make_windows(len(split), w, self.params.eval_stride, self.name)
+        idx = st[:, None] + np.arange(w)[None, :]
+        err = self._channel_error(split.values[idx]) * self.weights_  # (windows, L, C)
+        acc = np.zeros((len(split), err.shape[2]))
         cnt = np.zeros(len(split))
         np.add.at(acc, idx, err)
         np.add.at(cnt, idx, 1.0)
-        return acc / cnt
+        return acc / cnt[:, None]
+
+    def _score(self, split: Split) -> np.ndarray:
+        return self.channel_scores(split).mean(axis=1)
+
+    # -- what outputs record ------------------------------------------------------------------
+    def extra(self) -> dict:
+        return {"loss_weights": {"strategy": self.params.loss, "min": round(float(self.weights_.min()), 4),
+                                 "max": round(float(self.weights_.max()), 4)}, "device": str(self.device_)}  # fmt: skip
+
+    def _save_state(self, folder: Path) -> dict:
+        return {**super()._save_state(folder), "loss_weights": self.weights_.tolist()}
+
+    def _load_state(self, folder: Path, state: dict) -> None:
+        self.weights_ = np.asarray(state["loss_weights"], dtype=np.float64)
+        super()._load_state(folder, state)

@@ -1,46 +1,65 @@
 """Isolation Forest (scikit-learn) on causal window features.
 
-``features: raw`` (default) gives each timestep the trailing subsequence of ``window`` values
-of every KPI, as TSB-AD's IForest does with sliding windows; ``stats`` gives trailing mean,
-std, min and max instead (smaller for very wide data)."""
+``features: raw`` gives each timestep the trailing subsequence of ``window`` values of every
+KPI, as TSB-AD's IForest does with sliding windows; ``stats`` gives trailing mean, std, min and
+max instead (smaller for very wide data)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+from momentad.config import rng
 from momentad.data import Split
+from momentad.detectors.base import Detector
 from momentad.detectors.features import rolling_features
-from momentad.errors import InputError
+from momentad.detectors.registry import register
+from momentad.detectors.sklearn_io import load_estimator, save_estimator
 
 
-class IsolationForestDetector:
+@dataclass(frozen=True)
+class IsolationForestParams:
+    window: int = rng(ge=1, le=4096)
+    n_estimators: int = rng(ge=1)
+    max_samples: int = rng(ge=2)
+    features: Literal["raw", "stats"]
+
+
+@register
+class IsolationForestDetector(Detector):
     """Unsupervised: fit on train-window features, score = -score_samples (higher = odder)."""
 
     name = "isolation_forest"
-
-    def __init__(self, seed: int = 0, window: int = 16, n_estimators: int = 200, max_samples: int | str = 2048,
-                 features: str = "raw"):  # fmt: skip
-        if features not in ("raw", "stats"):
-            raise InputError(f"params.yaml: baselines.isolation_forest.features={features!r}; use raw or stats")
-        self.seed, self.window, self.n_estimators = seed, window, n_estimators
-        self.max_samples, self.features = max_samples, features
+    Params = IsolationForestParams
 
     def _features(self, split: Split) -> np.ndarray:
-        values = split.values
-        if self.features == "stats":
-            return rolling_features(values, [self.window], ("mean", "std", "min", "max")).to_numpy()
+        values, w = split.values, self.params.window
+        if self.params.features == "stats":
+            return rolling_features(values, [w], ("mean", "std", "min", "max")).to_numpy()
         # trailing subsequences, edge-padded at the start so row t sees rows <= t only
-        padded = np.concatenate([np.repeat(values[:1], self.window - 1, axis=0), values])
-        idx = np.arange(len(values))[:, None] + np.arange(self.window)[None, :]
+        padded = np.concatenate([np.repeat(values[:1], w - 1, axis=0), values])
+        idx = np.arange(len(values))[:, None] + np.arange(w)[None, :]
         return padded[idx].reshape(len(values), -1)
 
-    def fit(self, train: Split, val: Split | None = None) -> IsolationForestDetector:
+    def _fit(self, train: Split, val: Split | None) -> None:
         x = self._features(train)
-        self.model_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(x))
-                                      if isinstance(self.max_samples, int) else self.max_samples,
+        p = self.params
+        self.model_ = IsolationForest(n_estimators=p.n_estimators, max_samples=min(p.max_samples, len(x)),
                                       random_state=self.seed, n_jobs=-1).fit(x)  # fmt: skip
-        return self
 
-    def score(self, split: Split) -> np.ndarray:
+    def _score(self, split: Split) -> np.ndarray:
         return -self.model_.score_samples(self._features(split)).astype(np.float64)
+
+    def n_parameters(self) -> int:
+        """Tree nodes (not weights): the size of the forest."""
+        return int(sum(e.tree_.node_count for e in self.model_.estimators_))
+
+    def _save_state(self, folder: Path) -> dict:
+        return {"model": save_estimator(self.model_, folder / "model.skops")}
+
+    def _load_state(self, folder: Path, state: dict) -> None:
+        self.model_ = load_estimator(folder / state["model"])

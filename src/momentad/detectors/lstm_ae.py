@@ -5,14 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from momentad.detectors.autoencoder import AutoencoderDetector
+from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
+from momentad.detectors.registry import register
 
 
 class _LSTMAE(nn.Module):
-    def __init__(self, channels: int, hidden: int, layers: int = 1):
+    def __init__(self, channels: int, hidden: int):
         super().__init__()
-        self.encoder = nn.LSTM(channels, hidden, num_layers=layers, batch_first=True)
-        self.decoder = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
+        self.encoder = nn.LSTM(channels, hidden, batch_first=True)
+        self.decoder = nn.LSTM(hidden, hidden, batch_first=True)
         self.out = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -22,8 +23,10 @@ class _LSTMAE(nn.Module):
         return self.out(y)
 
 
+@register
 class LSTMAutoencoder(AutoencoderDetector):
     name = "lstm_ae"
+    Params = AutoencoderParams
 
     def build(self, channels: int) -> nn.Module:
-        return _LSTMAE(channels, self.hidden, int(self.arch.get("layers", 1)))
+        return _LSTMAE(channels, self.params.hidden)

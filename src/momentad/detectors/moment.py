@@ -1,17 +1,30 @@
-"""MOMENT as a detector: per-timestep reconstruction error of channel-independent windows."""
+"""MOMENT zero-shot: per-timestep reconstruction error of channel-independent windows.
+
+No training: ``fit`` loads the weights named by ``model.checkpoint`` (hub id, local
+directory or ``random-init:<size>``, see :mod:`momentad.models.moment`) and scoring
+reconstructs every window of ``window.length`` steps (stride ``window.eval_stride``), each KPI
+channel as an independent univariate sequence, batched by ``model.batch_size``.
+"""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from momentad.config import ModelParams, WindowParams, ZeroShotParams
 from momentad.data import Split
-from momentad.errors import InputError
-from momentad.models.device import autocast
+from momentad.detectors.base import Detector
+from momentad.detectors.registry import register
+from momentad.models.device import autocast, resolve_device
 from momentad.windows import CONTEXT_LENGTH, materialize
 
-REDUCTIONS = ("mean", "max", "topk_mean")
+log = logging.getLogger(__name__)
 
 
 def reduce_channels(errors: np.ndarray, how: str = "mean", topk: int = 5) -> np.ndarray:
@@ -20,14 +33,12 @@ def reduce_channels(errors: np.ndarray, how: str = "mean", topk: int = 5) -> np.
         return errors.mean(axis=1)
     if how == "max":
         return errors.max(axis=1)
-    if how == "topk_mean":
-        k = min(int(topk), errors.shape[1])
-        return np.sort(errors, axis=1)[:, -k:].mean(axis=1)
-    raise InputError(f"params.yaml: zero_shot.channel_reduce={how!r}; use one of {', '.join(REDUCTIONS)}")
+    k = min(int(topk), errors.shape[1])
+    return np.sort(errors, axis=1)[:, -k:].mean(axis=1)
 
 
 def window_batches(values: np.ndarray, index, batch_size: int):
-    """Yield (first window, x (b, 1, 512), input mask (b, 512)) over windows x channels.
+    """Yield (first sequence, x (b, 1, 512), input mask (b, 512)) over windows x channels.
 
     Channels are scored as independent univariate sequences, as MOMENT is channel-independent;
     flattening them lets one batch mix windows and channels.
@@ -40,45 +51,73 @@ def window_batches(values: np.ndarray, index, batch_size: int):
         yield a, seqs[a : a + batch_size], seq_mask[a : a + batch_size]
 
 
-class MomentReconstruction:
-    """MOMENT reconstruction error as the anomaly score (zero-shot, or after fine-tuning)."""
+@dataclass(frozen=True)
+class MomentParams:
+    """The params sections MOMENT zero-shot reads."""
 
-    name = "moment"
+    model: ModelParams
+    zero_shot: ZeroShotParams
+    window: WindowParams
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto",
-                 batch_size: int = 64, channel_reduce: str = "mean", topk: int = 5, progress: bool = True):  # fmt: skip
-        self.model = model
-        self.device = device
-        self.precision = precision
-        self.batch_size = batch_size
-        self.channel_reduce = channel_reduce
-        self.topk = topk
-        self.progress = progress
-        reduce_channels(np.zeros((1, 1)), channel_reduce, topk)  # validate early
 
-    def fit(self, train: Split, val: Split | None = None) -> MomentReconstruction:
-        """Zero-shot: nothing to learn."""
-        return self
+@register
+class MomentZeroShot(Detector):
+    """MOMENT reconstruction error as the anomaly score."""
 
+    name = "moment_zero_shot"
+    Params = MomentParams
+    kind = "foundation"
+
+    @classmethod
+    def from_config(cls, cfg, progress: bool = False, **run: Any) -> MomentZeroShot:
+        return cls(MomentParams(cfg.model, cfg.zero_shot, cfg.window), cfg.seed, progress)
+
+    def _window(self, eval_: bool = False) -> tuple[int, int]:
+        w = self.params.window
+        return w.length, w.eval_stride if eval_ else w.train_stride
+
+    # -- the weights --------------------------------------------------------------------------
+    def _load_base(self) -> None:
+        from momentad.models.moment import load_moment
+
+        mp = self.params.model
+        self.device_ = resolve_device(mp.device)
+        torch.manual_seed(self.seed)
+        self.model_, self.info_ = load_moment(mp.checkpoint, self.seed, mp.cache_dir, mp.revision, mp.offline)
+
+    def _fit(self, train: Split, val: Split | None) -> None:
+        self._load_base()
+        self.model_.to(self.device_)
+
+    def describe(self) -> dict[str, Any]:
+        return self.info_.to_dict()
+
+    def n_parameters(self) -> int:
+        return self.info_.parameters
+
+    def extra(self) -> dict[str, Any]:
+        return {"device": str(self.device_)}
+
+    # -- scoring ------------------------------------------------------------------------------
     def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(b, 1, 512) sequences -> (b, 512) anomaly evidence per step: squared reconstruction error."""
-        rec = self.model(x_enc=x, input_mask=mask).reconstruction
+        rec = self.model_(x_enc=x, input_mask=mask).reconstruction
         return (x[:, 0].float() - rec[:, 0].float()) ** 2
 
     @torch.inference_mode()
-    def channel_errors(self, split: Split) -> np.ndarray:
+    def channel_scores(self, split: Split) -> np.ndarray:
         """(timesteps, channels) per-step evidence, averaged over overlapping windows."""
         values, index = split.values, split.index
         w, c = len(index), values.shape[1]
         length = int(index["stop"].iloc[0] - index["start"].iloc[0])
         err = np.empty((w * c, length), dtype=np.float32)
-        self.model.eval()
+        self.model_.eval()
         bar = tqdm(total=w * c, desc=f"{self.name} {split.name}", unit="seq", disable=not self.progress,
                    leave=False, mininterval=2.0)  # fmt: skip
-        with autocast(self.device, self.precision):
-            for a, xb, mb in window_batches(values, index, self.batch_size):
-                x = torch.from_numpy(xb).to(self.device)
-                m = torch.from_numpy(mb).to(self.device)
+        with autocast(self.device_, self.params.model.precision):
+            for a, xb, mb in window_batches(values, index, self.params.model.batch_size):
+                x = torch.from_numpy(xb).to(self.device_)
+                m = torch.from_numpy(mb).to(self.device_)
                 err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()
                 bar.update(len(xb))
         bar.close()
@@ -91,34 +130,14 @@ class MomentReconstruction:
         with np.errstate(invalid="ignore"):  # rows no window covers stay NaN
             return acc / count[:, None]
 
-    def score(self, split: Split) -> np.ndarray:
-        """One score per timestep: channel evidence reduced by ``channel_reduce``."""
-        return reduce_channels(self.channel_errors(split), self.channel_reduce, self.topk)
+    def _score(self, split: Split) -> np.ndarray:
+        zp = self.params.zero_shot
+        return reduce_channels(self.channel_scores(split), zp.channel_reduce, zp.topk)
 
+    # -- artifacts: a reference to the weights, which live in the model cache -------------------
+    def _save_state(self, folder: Path) -> dict[str, Any]:
+        return {"weights": self.info_.to_dict()}
 
-class PatchHead(torch.nn.Module):
-    """A per-patch anomaly logit on MOMENT's patch embeddings (the classification objective)."""
-
-    def __init__(self, d_model: int, patch_len: int = 8):
-        super().__init__()
-        self.patch_len = patch_len
-        self.linear = torch.nn.Linear(d_model, 1)
-
-    def forward(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(b, 1, 512) -> (b, n_patches) logits."""
-        emb = model.embed(x_enc=x, input_mask=mask, reduction="none").embeddings  # (b, 1, p, d)
-        return self.linear(emb[:, 0]).squeeze(-1)
-
-
-class MomentPatchClassifier(MomentReconstruction):
-    """A LoRA-adapted MOMENT with a supervised patch head: score = anomaly probability."""
-
-    name = "moment_classifier"
-
-    def __init__(self, model: torch.nn.Module, head: PatchHead, *args, **kwargs):
-        super().__init__(model, *args, **kwargs)
-        self.head = head
-
-    def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        prob = torch.sigmoid(self.head(self.model, x, mask).float())
-        return prob.repeat_interleave(self.head.patch_len, dim=1)
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        self._load_base()
+        self.model_.to(self.device_)

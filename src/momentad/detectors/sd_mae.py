@@ -14,15 +14,19 @@ discrepancy there: every timestep is scored exactly once, from its past context 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from momentad.config import rng
 from momentad.data import Split
-from momentad.detectors.early_stopping import EarlyStopping
+from momentad.detectors.base import TorchDetector
+from momentad.detectors.registry import register
 from momentad.errors import InputError
 from momentad.models.device import resolve_device
+from momentad.training import LoopConfig, TrainLoop
 
 
 class _SDMAE(nn.Module):
@@ -55,27 +59,58 @@ class _SDMAE(nn.Module):
         return tok, self.teacher_out(self.teacher(z)), self.student_out(self.student(z))
 
 
-class SDMAEDetector:
-    name = "sd_mae"
+@dataclass(frozen=True)
+class SDMAEParams:
+    window: int = rng(ge=2, le=4096)
+    patch: int = rng(ge=1)
+    train_stride: int = rng(ge=1)
+    d_model: int = rng(ge=1)
+    heads: int = rng(ge=1)
+    encoder_layers: int = rng(ge=1)
+    teacher_layers: int = rng(ge=1)
+    student_layers: int = rng(ge=1)
+    mask_ratio: float = rng(ge=0.4, le=0.75)
+    lambda_: float = rng(ge=0)
+    margin: float = rng(ge=0)
+    warmup_epochs: int = rng(ge=1)
+    epochs: int = rng(ge=1, le=1000)
+    batch_size: int = rng(ge=1)
+    lr: float = rng(gt=0)
+    patience: int = rng(ge=1)
 
-    def __init__(self, seed: int = 0, window: int = 64, patch: int = 8, train_stride: int = 8, d_model: int = 64,
-                 heads: int = 4, encoder_layers: int = 2, teacher_layers: int = 3, student_layers: int = 1,
-                 mask_ratio: float = 0.5, lambda_: float = 1.0, margin: float = 1.0, warmup_epochs: int = 2,
-                 epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, patience: int = 3, device: str = "auto",
-                 progress: bool = True):  # fmt: skip
-        if window % patch:
-            raise InputError(f"params.yaml: baselines.sd_mae.window={window} must be a multiple of patch={patch}")
-        if not 0.4 <= mask_ratio <= 0.75:
-            raise InputError(f"params.yaml: baselines.sd_mae.mask_ratio={mask_ratio}; use 0.4..0.75")
-        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+    def check(self) -> None:
+        if self.window % self.patch:
+            raise InputError(
+                f"params.yaml: baselines.sd_mae.window={self.window} must be a multiple of patch={self.patch}"
+            )
+        if self.d_model % self.heads:
+            raise InputError(
+                f"params.yaml: baselines.sd_mae.d_model={self.d_model} must be a multiple of heads={self.heads}"
+            )
+
+
+@register
+class SDMAEDetector(TorchDetector):
+    name = "sd_mae"
+    Params = SDMAEParams
+    supervised = True  # the margin term pushes away from patches labelled anomalous in train
 
     def _windows(self, split: Split, stride: int) -> tuple[np.ndarray, np.ndarray]:
-        st = np.arange(0, len(split) - self.window + 1, stride)
-        idx = st[:, None] + np.arange(self.window)[None, :]
-        lab = split.labels[idx].reshape(len(st), -1, self.patch).max(axis=2)  # patch labels
+        p = self.params
+        if len(split) < p.window:
+            raise InputError(f"a split has {len(split)} rows, fewer than baselines.sd_mae.window={p.window}; lower it")
+        st = np.arange(0, len(split) - p.window + 1, stride)
+        idx = st[:, None] + np.arange(p.window)[None, :]
+        lab = split.labels[idx].reshape(len(st), -1, p.patch).max(axis=2)  # patch labels
         return split.values[idx], lab
 
+    def build(self, channels: int) -> nn.Module:
+        p = self.params
+        return _SDMAE(channels, p.patch, p.window // p.patch, p.d_model, p.heads, p.encoder_layers, p.teacher_layers,
+                      p.student_layers)  # fmt: skip
+
     def _losses(self, xb, lb, masked, anomaly_weight):
+        p = self.params
         tok, t, s = self.model_(xb, masked)
         m = masked.float()
         normal = m * (1 - lb)
@@ -85,72 +120,63 @@ class SDMAEDetector:
         disc = ((s - t.detach()) ** 2).mean(-1)
         pull = (disc * normal).sum() / normal.sum().clamp(min=1)
         anom = m * lb
-        push = (torch.relu(self.margin - disc) * anom).sum() / anom.sum().clamp(min=1)
-        return rec + self.lambda_ * (pull + anomaly_weight * push)
+        push = (torch.relu(p.margin - disc) * anom).sum() / anom.sum().clamp(min=1)
+        return rec + p.lambda_ * (pull + anomaly_weight * push)
 
-    def fit(self, train: Split, val: Split | None = None) -> SDMAEDetector:
+    # -- training (hooks of momentad.training.TrainLoop) --------------------------------------
+    def _fit(self, train: Split, val: Split | None) -> None:
+        p = self.params
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
-        x, lab = self._windows(train, self.train_stride)
-        vx, vlab = self._windows(val, self.window) if val is not None else (x[:64], lab[:64])
-        n_p = self.window // self.patch
-        self.model_ = _SDMAE(x.shape[2], self.patch, n_p, self.d_model, self.heads, self.encoder_layers,
-                             self.teacher_layers, self.student_layers).to(self.device_)  # fmt: skip
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        self._x, self._lab = self._windows(train, p.train_stride)
+        self._vx, self._vlab = self._windows(val, p.window) if val is not None else (self._x[:64], self._lab[:64])
+        n_p = p.window // p.patch
+        self.channels_ = self._x.shape[2]
+        self.model_ = self.build(self.channels_).to(self.device_)
         vgen = torch.Generator().manual_seed(self.seed + 1)
-        vmask = torch.rand(len(vx), n_p, generator=vgen) < self.mask_ratio
-        stopper, self.history_ = EarlyStopping(self.patience), []
-        for epoch in range(self.epochs):
-            warm = min(1.0, (epoch + 1) / max(1, self.warmup_epochs))  # anomaly term warm-up
-            self.model_.train()
-            order = rng.permutation(len(x))
-            losses = []
-            for a in tqdm(range(0, len(order), self.batch_size), desc=f"sd_mae epoch {epoch + 1}", leave=False,
-                          disable=not self.progress, mininterval=2.0):  # fmt: skip
-                i = order[a : a + self.batch_size]
-                xb = torch.from_numpy(x[i]).to(self.device_)
-                lb = torch.from_numpy(lab[i]).float().to(self.device_)
-                masked = (torch.rand(len(i), n_p, generator=gen) < self.mask_ratio).to(self.device_)
-                loss = self._losses(xb, lb, masked, warm)
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-                opt.step()
-                losses.append(float(loss.detach()))
-            self.model_.eval()
-            with torch.no_grad():
-                vl = float(self._losses(torch.from_numpy(vx).to(self.device_),
-                                        torch.from_numpy(vlab).float().to(self.device_),
-                                        vmask.to(self.device_), 0.0))  # fmt: skip
-            self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vl})
-            if stopper.step(vl, self.model_):
-                break
-        stopper.restore(self.model_)
-        return self
+        self._vmask = torch.rand(len(self._vx), n_p, generator=vgen) < p.mask_ratio
+        loop = TrainLoop(LoopConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience,
+                                    min_delta=1e-6), self.device_, "fp32", self.seed, progress=self.progress,
+                         desc=self.name)  # fmt: skip
+        self.history_ = loop.fit(self, len(self._x))["history"]
+        del self._x, self._lab, self._vx, self._vlab, self._vmask
 
+    def batch_loss(self, idx: np.ndarray, gen: torch.Generator, epoch: int) -> torch.Tensor:
+        p = self.params
+        warm = min(1.0, (epoch + 1) / max(1, p.warmup_epochs))  # anomaly term warm-up
+        xb = torch.from_numpy(self._x[idx]).to(self.device_)
+        lb = torch.from_numpy(self._lab[idx]).float().to(self.device_)
+        masked = (torch.rand(len(idx), p.window // p.patch, generator=gen) < p.mask_ratio).to(self.device_)
+        return self._losses(xb, lb, masked, warm)
+
+    def validation_loss(self) -> float:
+        return float(self._losses(torch.from_numpy(self._vx).to(self.device_),
+                                  torch.from_numpy(self._vlab).float().to(self.device_),
+                                  self._vmask.to(self.device_), 0.0))  # fmt: skip
+
+    # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
-    def score(self, split: Split) -> np.ndarray:
+    def _score(self, split: Split) -> np.ndarray:
         """Teacher-student discrepancy on each window's masked last patch, one patch at a time."""
+        p = self.params
         self.model_.eval()
         values = split.values
-        pad = self.window - self.patch
+        pad = p.window - p.patch
         padded = np.concatenate([np.repeat(values[:1], pad, axis=0), values])  # past-only context at the start
         n = len(values)
-        ends = np.arange(self.patch, n + 1, self.patch)
-        if ends[-1] != n:
+        ends = np.arange(p.patch, n + 1, p.patch)
+        if len(ends) == 0 or ends[-1] != n:
             ends = np.append(ends, n)
-        st = ends + pad - self.window
-        n_p = self.window // self.patch
+        st = ends + pad - p.window
+        n_p = p.window // p.patch
         out = np.zeros(n)
         for a in range(0, len(st), 512):
             s = st[a : a + 512]
-            xb = torch.from_numpy(padded[s[:, None] + np.arange(self.window)[None, :]]).to(self.device_)
+            xb = torch.from_numpy(padded[s[:, None] + np.arange(p.window)[None, :]]).to(self.device_)
             masked = torch.zeros(len(s), n_p, dtype=torch.bool, device=self.device_)
             masked[:, -1] = True
             _, t, stu = self.model_(xb, masked)
-            d = ((stu[:, -1] - t[:, -1]) ** 2).reshape(len(s), self.patch, -1).mean(-1).cpu().numpy()
+            d = ((stu[:, -1] - t[:, -1]) ** 2).reshape(len(s), p.patch, -1).mean(-1).cpu().numpy()
             for k, e in enumerate(ends[a : a + 512]):
-                out[e - self.patch : e] = d[k]
+                out[max(0, e - p.patch) : e] = d[k]
         return out

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from momentad.detectors.autoencoder import AutoencoderDetector
+from momentad.config import rng
+from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
+from momentad.detectors.registry import register
+
+
+@dataclass(frozen=True)
+class TCNParams(AutoencoderParams):
+    dilations: list[int] = rng(ge=1)
+    bottleneck: int = rng(ge=1)
 
 
 class _Block(nn.Module):
@@ -37,9 +47,10 @@ class _TCNAE(nn.Module):
         return self.decoder(self.encoder(x.transpose(1, 2))).transpose(1, 2)
 
 
+@register
 class TCNAutoencoder(AutoencoderDetector):
     name = "tcn_ae"
+    Params = TCNParams
 
     def build(self, channels: int) -> nn.Module:
-        return _TCNAE(channels, self.hidden, list(self.arch.get("dilations", [1, 2, 4, 8])),
-                      int(self.arch.get("bottleneck", 8)))  # fmt: skip
+        return _TCNAE(channels, self.params.hidden, self.params.dilations, self.params.bottleneck)

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from momentad.detectors.autoencoder import AutoencoderDetector
+from momentad.config import rng
+from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
+from momentad.detectors.registry import register
+from momentad.errors import InputError
+
+
+@dataclass(frozen=True)
+class TransformerParams(AutoencoderParams):
+    heads: int = rng(ge=1)
+    layers: int = rng(ge=1)
+    bottleneck: int = rng(ge=1)
+
+    def check(self) -> None:
+        if self.hidden % self.heads:
+            raise InputError(
+                f"params.yaml: baselines.transformer_ae.hidden={self.hidden} must be a multiple of heads={self.heads}"
+            )
 
 
 class _TransformerAE(nn.Module):
@@ -25,9 +43,11 @@ class _TransformerAE(nn.Module):
         return self.out(self.squeeze(h))
 
 
+@register
 class TransformerAutoencoder(AutoencoderDetector):
     name = "transformer_ae"
+    Params = TransformerParams
 
     def build(self, channels: int) -> nn.Module:
-        return _TransformerAE(channels, self.hidden, int(self.arch.get("heads", 4)), int(self.arch.get("layers", 2)),
-                              self.window, int(self.arch.get("bottleneck", 8)))  # fmt: skip
+        p = self.params
+        return _TransformerAE(channels, p.hidden, p.heads, p.layers, p.window, p.bottleneck)

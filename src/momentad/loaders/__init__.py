@@ -46,15 +46,18 @@ def _registry() -> dict[str, Callable[..., RawData]]:
 SOURCES = ("synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos")
 
 
-def load(data_params: dict[str, Any], seed: int) -> RawData:
-    """Load ``data.source`` from ``data.path`` with that source's options (``data.<source>``)."""
-    source = data_params.get("source")
+def load(data: Any, seed: int) -> RawData:
+    """Load ``data.source`` from ``data.path`` with that source's options (``data.<source>``);
+    ``data`` is the validated :class:`momentad.config.DataParams`."""
+    from momentad.config import as_dict
+
+    params = as_dict(data)
+    source, path = data.source, data.path
     if source not in SOURCES:
         raise InputError(f"params.yaml: data.source={source!r}; choose one of {', '.join(SOURCES)}")
-    options = data_params.get(source) or {}
-    path = data_params.get("path")
+    options = params.get(source) or {}
     if source != "synthetic" and not path:
         raise InputError(f"params.yaml: data.path is empty; set it to your {source} file or folder")
-    raw = _registry()[source](path=path, options=options, data_params=data_params, seed=seed)
+    raw = _registry()[source](path=path, options=options, data_params=params, seed=seed)
     raw.origin = raw.origin or str(path or source)
     return raw

@@ -94,19 +94,3 @@ def enable_checkpointing(model: nn.Module, on: bool) -> None:
     if not getattr(model, "_momentad_grad_hook", False):
         model.patch_embedding.register_forward_hook(lambda _m, _i, out: out.requires_grad_(True))
         model._momentad_grad_hook = True
-
-
-def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable (adapter / head) tensors, detached copies on CPU."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy saved adapter tensors back; every key must exist and match in shape."""
-    params = dict(model.named_parameters())
-    missing = [k for k in state if k not in params]
-    if missing:
-        raise InputError(f"adapter has weights the model lacks ({missing[0]}); it was trained with other lora.* params")
-    with torch.no_grad():
-        for k, v in state.items():
-            params[k].copy_(v.to(params[k].device))

@@ -1,0 +1,117 @@
+"""The `momentad` command: use what the pipeline trained.
+
+momentad score --method isolation_forest --input new.csv --output scores.csv
+momentad methods
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+
+from momentad.cli import setup_logging, stage
+from momentad.errors import InputError
+from momentad.layout import Layout, parse
+
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False, no_args_is_help=True)
+
+
+def _run_info(layout: Layout, method: str) -> dict:
+    from momentad.detectors.registry import detector_class
+
+    detector_class(parse(method).detector)  # an unknown method fails here, naming the known ones
+    path = layout.model_dir(method) / "run.json"
+    if not path.is_file():
+        raise InputError(f"method {method!r} is not trained yet ({path} missing); run `dvc repro {parse(method).stage}`"
+                         " (`momentad methods` lists the trained ones)")  # fmt: skip
+    return json.loads(path.read_text())
+
+
+def read_input(path: Path) -> pd.DataFrame:
+    """A trainticket-layout CSV: ``timestamp`` + KPI columns, optional ``label``."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as e:  # parser errors come in several types
+        raise InputError(f"{path}: not a readable CSV ({type(e).__name__}); save it as comma-separated UTF-8") from None
+    if "timestamp" not in frame.columns:
+        sep = next((s for s in (";", "\t", "|") if s in str(frame.columns[0])), None)
+        hint = f"; the header holds {sep!r}: save the file comma-separated" if sep else "; add it as the first column"
+        raise InputError(f"{path}: column 'timestamp' not found{hint}")
+    return frame
+
+
+@app.command()
+@stage
+def score(
+    method: str = typer.Option(..., help="method id as in metrics/ (e.g. moment_lora_100, isolation_forest)."),
+    input: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="CSV: timestamp + the KPI columns seen in training; "
+        "an optional 0/1 `label` column makes the command print VUS-PR.",
+    ),  # fmt: skip
+    output: Path = typer.Option(..., "--output", "-o", help="CSV written: timestamp, score, flag."),
+    root: Path = typer.Option(Path("."), help="project folder whose `dvc repro` trained the method."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
+) -> None:
+    """Score every row of INPUT with METHOD as the last `dvc repro` trained it: the train-split
+    scaler, the saved model and that method's validation threshold (flag = score > threshold)."""
+    setup_logging(verbose)
+    from momentad.detectors.registry import load_detector
+    from momentad.io import atomic_file
+    from momentad.loaders import RawData
+    from momentad.preprocess import transform
+    from momentad.windows import window_index
+
+    layout = Layout(root)
+    info = _run_info(layout, method)
+    raw = RawData(read_input(input), "input", input.name, str(input))
+    frame = transform(raw, {"features": info["features"], "scaler": info["scaler"],
+                            "quality": {"ffill_limit": info["ffill_limit"]}})  # fmt: skip
+    det = load_detector(layout.model_dir(method))
+    length, stride = det._window(eval_=True)
+    from momentad.data import Split
+
+    n = len(frame)
+    index = window_index(frame, min(length, n), min(stride, length, n))
+    scores = det.decision_function(Split("input", frame, info["features"], index))
+    threshold = float(info["threshold"]["value"])
+    out = pd.DataFrame({"timestamp": frame["timestamp"], "score": scores, "flag": (scores > threshold).astype(int)})
+    with atomic_file(output) as tmp:
+        out.to_csv(tmp, index=False)
+    msg = f"{method}: {n} rows scored, {int(out['flag'].sum())} flagged (threshold {threshold:.6g}) -> {output}"
+    if "label" in raw.frame.columns:
+        from momentad.metrics import compute_metrics
+
+        labels = frame["label"].to_numpy()
+        if labels.any() and not labels.all():
+            m = compute_metrics(labels, np.asarray(scores), int(info["sliding_window"]))
+            msg += f"; VUS-PR {m['vus_pr']:.4f}, AUC-PR {m['auc_pr']:.4f}"
+    typer.echo(msg)
+
+
+@app.command()
+@stage
+def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> None:
+    """List the trained methods with their weights origin and validation threshold."""
+    layout = Layout(root)
+    folder = layout.root / "data" / "models"
+    found = sorted(p.name for p in folder.glob("*") if (p / "run.json").is_file()) if folder.is_dir() else []
+    if not found:
+        raise InputError(f"{folder}: no trained method; run `make run` (or `dvc repro`) first")
+    for m in found:
+        info = _run_info(layout, m)
+        weights = "pretrained" if info["model"].get("pretrained") else info["model"].get("source", "")
+        typer.echo(f"{m:24s} {weights:22s} threshold {info['threshold']['value']:.6g} ({info['threshold']['rule']})")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

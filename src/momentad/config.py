@@ -1,0 +1,396 @@
+"""params.yaml as one typed tree, loaded and validated once before any work.
+
+Every section is a frozen dataclass; :func:`build` turns a YAML mapping into it and fails with
+one line naming the key and the fix on an unknown key, a missing key, a wrong type or a value
+out of range. Defaults live in ``params.yaml`` only: a key missing from it is an error, so the
+file a user edits is the whole truth about a run.
+
+YAML reads ``1e-3`` (no dot) as a string; number fields accept such strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from momentad.errors import InputError
+
+Number = int | float
+
+
+def rng(ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None,
+        **meta: Any) -> Any:  # fmt: skip
+    """A dataclass field with range checks (``ge`` <= v <= ``le``, ``gt`` < v < ``lt``)."""
+    return field(metadata={"ge": ge, "le": le, "gt": gt, "lt": lt, **meta})
+
+
+def _fail(where: str, msg: str) -> InputError:
+    return InputError(f"params.yaml: {where}{'' if msg.startswith('=') else ' '}{msg}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (converting where YAML is ambiguous)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(arg, value, where)
+            except InputError:
+                continue
+        raise _fail(where, f"must be {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise _fail(where, f"must be {_type_name(tp)}; got {value!r}")
+        return value
+    if tp is type(None):
+        if value is not None:
+            raise _fail(where, f"must be null, got {value!r}")
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(where, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise _fail(where, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise _fail(where, f"must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(where, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise _fail(where, f"must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(where, f"must be a string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _fail(where, f"must be {_type_name(tp)}, got {value!r}")
+        (arg,) = typing.get_args(tp)
+        return [_convert(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise _fail(where, f"must be a mapping, got {value!r}")
+        args = typing.get_args(tp)
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()} if args else dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    raise TypeError(f"unsupported annotation {tp!r} at {where}")
+
+
+def _check_range(value: Any, meta: typing.Mapping[str, Any], where: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    ge, le, gt, lt = (meta.get(k) for k in ("ge", "le", "gt", "lt"))
+    bad = (ge is not None and value < ge) or (le is not None and value > le)
+    bad |= (gt is not None and value <= gt) or (lt is not None and value >= lt)
+    if bad:
+        lo = f"[{ge}" if ge is not None else f"({gt}" if gt is not None else "(-inf"
+        hi = f"{le}]" if le is not None else f"{lt})" if lt is not None else "inf)"
+        raise _fail(where, f"={value} is out of range; use a value in {lo}, {hi}")
+
+
+def build(cls: type, values: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from the mapping at ``where`` (e.g. ``lora``), strictly."""
+    if not isinstance(values, dict):
+        raise _fail(
+            where, f"must be a mapping of keys, got {values!r}; copy the section from the repository's params.yaml"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(str(k), fields, n=1)
+        hint = f"did you mean {where}.{close[0]}?" if close else f"known keys: {', '.join(fields)}"
+        raise _fail(f"{where}.{k}", f"is not a known key; {hint}")
+    missing = [k for k in fields if k not in values]
+    if missing:
+        raise _fail(f"{where}.{missing[0]}", "is missing; add it (the repository's params.yaml lists every key)")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{where}.{name}" if where else name
+        value = _convert(hints[name], values[name], sub)
+        _check_range(value, f.metadata, sub)
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                _check_range(v, f.metadata, f"{sub}[{i}]")
+        kwargs[name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check()
+    return obj
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A config dataclass back as plain data (for JSON echoes and run keys)."""
+    return dataclasses.asdict(obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sections. Each class documents its keys in params.yaml; here only types and ranges.
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    train: float = rng(gt=0, lt=1)
+    val: float = rng(gt=0, lt=1)
+    test: float = rng(gt=0, lt=1)
+
+    def check(self) -> None:
+        total = self.train + self.val + self.test
+        if abs(total - 1) > 1e-6:
+            raise _fail("data.split", f"fractions sum to {total:.3f}; make them sum to 1")
+
+
+@dataclass(frozen=True)
+class TrainTicketParams:
+    timestamp_column: str
+    label_column: str | None  # null: derive the label from the fault-type column
+    fault_type_column: str | None
+    root_cause_column: str | None
+
+
+@dataclass(frozen=True)
+class RCAEvalParams:
+    label_seconds: float = rng(gt=0)
+    inject_time: float | str | None
+    fault_type: str | None
+    root_cause: str | None
+
+
+@dataclass(frozen=True)
+class SMDParams:
+    machine: str
+
+
+@dataclass(frozen=True)
+class CICDDoSParams:
+    max_rows: int | None = rng(ge=1)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos"]
+    path: str | None
+    split: SplitParams
+    scaler: Literal["standard", "robust", "none"]
+    ffill_limit: int = rng(ge=0, le=10_000)
+    synthetic: dict[str, Any]  # checked by SyntheticConfig
+    trainticket: TrainTicketParams
+    rcaeval: RCAEvalParams
+    smd: SMDParams
+    cicddos: CICDDoSParams
+
+    def check(self) -> None:
+        from momentad.synthetic import SyntheticConfig
+
+        SyntheticConfig.from_params(self.synthetic)
+        if self.source != "synthetic" and not self.path:
+            raise _fail("data.path", f"is empty; set it to your {self.source} file or folder")
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    length: int = rng(ge=1, le=512)
+    train_stride: int = rng(ge=1)
+    eval_stride: int = rng(ge=1)
+    patch_length: int = rng(ge=1, le=512)
+
+    def check(self) -> None:
+        from momentad.windows import CONTEXT_LENGTH
+
+        if CONTEXT_LENGTH % self.patch_length:
+            raise _fail("window.patch_length", f"={self.patch_length} must divide {CONTEXT_LENGTH}")
+        if self.length % self.patch_length:
+            raise _fail("window.length", f"={self.length} must be a multiple of window.patch_length="
+                        f"{self.patch_length} so padding covers whole patches")  # fmt: skip
+        for key in ("train_stride", "eval_stride"):
+            if getattr(self, key) > self.length:
+                raise _fail(
+                    f"window.{key}", f"={getattr(self, key)} is out of range; use a value in [1, {self.length}]"
+                )
+
+    @property
+    def pad(self) -> int:
+        return 512 - self.length
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    checkpoint: str
+    revision: str | None
+    offline: bool
+    cache_dir: str
+    batch_size: int = rng(ge=1)
+    device: str
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    quantization: Literal["none", "int8", "nf4"]
+
+    def check(self) -> None:
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise _fail("model.device", f"={self.device!r}; use auto, cpu or cuda[:N]")
+
+
+@dataclass(frozen=True)
+class ZeroShotParams:
+    channel_reduce: Literal["mean", "max", "topk_mean"]
+    topk: int = rng(ge=1)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    threshold: Literal["val_best_f1", "percentile", "mean_kstd", "iqr"]
+    percentile: float = rng(ge=0, le=100)
+    k: float = rng(ge=0)
+    iqr_factor: float = rng(ge=0)
+    sliding_window: int | Literal["auto"] = rng(ge=1, le=10_000)
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    budgets: list[int] = rng(ge=1)
+    seeds: list[int] = rng(ge=0)
+    objective: Literal["reconstruction", "classification"]
+    include_anomalous: bool
+    channels_per_window: int = rng(ge=1)
+    epochs: int = rng(ge=1, le=1000)
+    batch_size: int = rng(ge=1)
+    lr: float = rng(gt=0)
+    weight_decay: float = rng(ge=0)
+    warmup_ratio: float = rng(ge=0, le=1)
+    grad_clip: float = rng(gt=0)
+    patience: int = rng(ge=1)
+    mask_ratio: float = rng(ge=0.05, le=0.95)
+    gradient_checkpointing: bool
+
+    def check(self) -> None:
+        if not self.seeds:
+            raise _fail("finetune.seeds", "is empty; use e.g. [0] or [0, 1, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise _fail("finetune.seeds", f"repeats a draw ({self.seeds}); list distinct seeds")
+
+
+LORA_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    rank: int = rng(ge=1, le=1024)
+    alpha: float = rng(gt=0)
+    dropout: float = rng(ge=0, lt=1)
+    target_modules: list[Literal["q", "k", "v", "o", "wi_0", "wi_1", "wo"]]
+
+    def check(self) -> None:
+        if not self.target_modules:
+            raise _fail("lora.target_modules", f"is empty; choose from {', '.join(LORA_TARGETS)}")
+
+
+@dataclass(frozen=True)
+class BaselinesParams:
+    """``methods`` plus one options section per baseline, each checked by its detector's Params."""
+
+    methods: list[str]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = rng(ge=0)
+    data: DataParams
+    window: WindowParams
+    model: ModelParams
+    zero_shot: ZeroShotParams
+    evaluate: EvaluateParams
+    finetune: FinetuneParams
+    lora: LoraParams
+    baselines: BaselinesParams
+
+
+def _baselines(values: Any) -> BaselinesParams:
+    """``methods`` and the options mappings; each mapping is checked against its detector's
+    Params by :func:`momentad.detectors.registry.configure` (the stages that run methods)."""
+    if not isinstance(values, dict):
+        raise _fail("baselines", "must be a mapping; copy the section from the repository's params.yaml")
+    methods = _convert(list[str], values.get("methods"), "baselines.methods")
+    options = {k: _convert(dict, v, f"baselines.{k}") for k, v in values.items() if k != "methods"}
+    return BaselinesParams(methods=methods, options=options)
+
+
+def parse(raw: Any, origin: str = "params.yaml") -> Params:
+    """Validate a whole params mapping (already read from YAML)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{origin}: expected a mapping of sections at the top level")
+    raw = dict(raw)
+    baselines = raw.pop("baselines", None)
+    # build() checks every other section; baselines' options need their detectors' Params
+    fields = {f.name for f in dataclasses.fields(Params)} - {"baselines"}
+    partial = {k: v for k, v in raw.items()}
+    unknown = [k for k in partial if k not in fields]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known sections: {', '.join(sorted(fields))}, baselines"
+        raise InputError(f"{origin}: {unknown[0]} is not a known section; {hint}")
+    hints = typing.get_type_hints(Params)
+    kwargs = {}
+    for f in dataclasses.fields(Params):
+        if f.name == "baselines":
+            continue
+        if f.name not in partial:
+            raise InputError(f"{origin}: section '{f.name}' is missing; copy it from the repository's params.yaml")
+        kwargs[f.name] = _convert(hints[f.name], partial[f.name], f.name)
+        _check_range(kwargs[f.name], f.metadata, f.name)
+    if baselines is None:
+        raise InputError(f"{origin}: section 'baselines' is missing; copy it from the repository's params.yaml")
+    kwargs["baselines"] = _baselines(baselines)
+    return Params(**kwargs)
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every stage calls this first, before any work."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: params file not found; run from the repository root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"{path}: not valid YAML{where}; fix the syntax there") from None
+    return parse(raw, str(path))

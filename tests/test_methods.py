@@ -1,0 +1,274 @@
+"""Every method through the one runner (`python -m stages.detect <id>`) on short synthetic data
+with a tiny random-init MOMENT: the output contract, saved artifacts, determinism, LoRA."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from stages.detect import app as detect_app
+from stages.preprocess import app as preprocess_app
+from stages.window import app as window_app
+from tests.conftest import MODEL_CACHE, small_params, write_params
+
+from momentad import config
+from momentad.data import load_splits
+from momentad.detectors import Detector, detector_class, load_detector
+from momentad.detectors.moment import window_batches
+from momentad.detectors.registry import baseline_names, configure
+from momentad.errors import InputError
+from momentad.evaluate import evaluate
+from momentad.finetune import budget_windows
+from momentad.layout import Layout
+from momentad.models.lora import add_lora, quantize_encoder
+from momentad.models.moment import load_moment
+from momentad.training import INTERRUPT_ENV
+
+BASELINES = baseline_names()
+IDS = ["moment_zero_shot", "moment_lora_16", *BASELINES]
+HEADLINE = {"vus_pr", "vus_roc", "auc_pr", "f1", "precision", "recall", "pretrained"}
+TEST_KEYS = {"vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1", "pa_f1", "event_f1", "r_f1", "affiliation_f1",
+             "f1_at_val_threshold", "precision_at_val_threshold", "recall_at_val_threshold"}  # fmt: skip
+
+
+def prepare(runner, workdir, **overrides):
+    write_params(workdir, small_params(**overrides))
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    assert runner.invoke(window_app, []).exit_code == 0
+
+
+def detect(runner, method, env=None):
+    return runner.invoke(detect_app, [method, "--no-progress"], env=env)
+
+
+def cfg_here():
+    return configure(config.load("params.yaml"))
+
+
+@pytest.mark.parametrize("method", IDS)
+def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
+    prepare(runner, workdir)
+    result = detect(runner, method)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(method) and len(result.output.strip().splitlines()) == 1
+    if method.startswith("moment"):
+        assert "RANDOM-INIT weights, not pretrained" in result.output
+    lay = Layout(workdir)
+    head = json.loads(lay.metrics(method).read_text())
+    assert set(head) == HEADLINE and head["pretrained"] is False  # headline numbers only
+    doc = json.loads(lay.details(method).read_text())
+    assert doc["method"] == method and set(doc["test"]) == TEST_KEYS
+    assert all(0 <= v <= 1 for v in doc["test"].values())
+    assert head["vus_pr"] == doc["test"]["vus_pr"] and head["f1"] == doc["test"]["f1_at_val_threshold"]
+    assert {"fit_s", "score_s", "timesteps_per_s", "peak_rss_mb", "peak_gpu_mb"} <= set(doc["runtime"])
+    assert doc["runtime"]["timesteps_per_s"] > 0 and doc["runtime"]["peak_rss_mb"] > 0
+    assert doc["threshold"]["chosen_on"] == "val" and len(doc["fault_type_recall"]) == 14
+    assert doc["data"]["synthetic"] is True
+    scores = pd.read_parquet(lay.scores(method))
+    test = pd.read_parquet(workdir / "data/processed/test.parquet")
+    assert list(scores.columns) == ["timestamp", "score", "label", "fault_type"]
+    assert (scores["timestamp"].to_numpy() == test["timestamp"].to_numpy()).all()
+    assert np.isfinite(scores["score"]).all() and scores["score"].std() > 0
+    pr = pd.read_csv(lay.pr_curve(method))
+    assert list(pr.columns) == ["recall", "precision"] and len(pr) > 2
+    # saved model: safe formats only, and loading it back gives the same scores
+    files = {p.name for p in lay.model_dir(method).rglob("*") if p.is_file()}
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".bin", ".pt", ".joblib"))], files
+    expected = {"moment_zero_shot": set(), "moment_lora_16": {"adapter_model.safetensors", "adapter_config.json"},
+                "isolation_forest": {"model.skops"}, "random_forest": {"model.skops"}}  # fmt: skip
+    assert {"detector.json", "run.json"} | expected.get(method, {"model.safetensors"}) <= files
+    splits, _, _ = load_splits()
+    again = load_detector(lay.model_dir(method)).decision_function(splits["test"])
+    np.testing.assert_allclose(again, scores["score"].to_numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_lora_adapter_is_peft_loadable(runner, workdir):
+    from peft import PeftConfig
+
+    prepare(runner, workdir)
+    assert detect(runner, "moment_lora_8").exit_code == 0
+    folder = Layout(workdir).model_dir("moment_lora_8") / "adapter"
+    pc = PeftConfig.from_pretrained(str(folder))
+    assert pc.peft_type == "LORA" and pc.r == 8 and sorted(pc.target_modules) == ["q", "v"]
+    curve = pd.read_csv(Layout(workdir).training_curve("moment_lora_8"))
+    assert list(curve.columns) == ["epoch", "train_loss", "val_loss"] and len(curve) >= 1
+
+
+def test_zero_shot_identical_scores_on_two_runs(runner, workdir):
+    prepare(runner, workdir)
+    lay = Layout(workdir)
+    assert detect(runner, "moment_zero_shot").exit_code == 0
+    first, m1 = pd.read_parquet(lay.scores("moment_zero_shot")), lay.metrics("moment_zero_shot").read_text()
+    assert detect(runner, "moment_zero_shot").exit_code == 0
+    pd.testing.assert_frame_equal(first, pd.read_parquet(lay.scores("moment_zero_shot")))
+    assert m1 == lay.metrics("moment_zero_shot").read_text()
+
+
+@pytest.mark.parametrize("length", [256, 128])
+def test_short_windows_are_padded_and_masked(runner, workdir, length):
+    prepare(runner, workdir, **{"window.length": length, "window.eval_stride": length})
+    splits, _, _ = load_splits()
+    test = splits["test"]
+    batches = list(window_batches(test.values, test.index, batch_size=7))
+    x = np.concatenate([b[1] for b in batches])
+    mask = np.concatenate([b[2] for b in batches])
+    assert x.shape == (len(test.index) * len(test.features), 1, 512)
+    assert (mask.sum(axis=1) == length).all() and (mask[:, : 512 - length] == 0).all()
+    assert (x[:, 0, : 512 - length] == 0).all()
+    det = detector_class("moment_zero_shot").from_config(cfg_here()).fit(splits["train"])
+    scores = det.score(test)
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+    # padding must not leak into the score: the same window scored alone gives the same errors
+    alone = det.channel_scores(type(test)(test.name, test.frame, test.features, test.index.iloc[:1]))
+    np.testing.assert_allclose(alone[:length], det.channel_scores(test)[:length], rtol=1e-4, atol=1e-6)
+
+
+def test_threshold_never_sees_test_labels(runner, workdir):
+    prepare(runner, workdir)
+    splits, _, _ = load_splits()
+    val, test = splits["val"], splits["test"]
+    rng = np.random.default_rng(0)
+    val_scores, test_scores = rng.random(len(val)), rng.random(len(test))
+    ev = cfg_here().evaluate
+    before = evaluate(val, val_scores, test, test_scores, ev, 32)
+    flipped = type(test)(test.name, test.frame.assign(label=1 - test.frame["label"]), test.features, test.index)
+    after = evaluate(val, val_scores, flipped, test_scores, ev, 32)
+    assert before["threshold"] == after["threshold"]  # test labels changed, threshold did not
+    assert before["test"]["auc_roc"] == pytest.approx(1 - after["test"]["auc_roc"], abs=1e-6)
+    val2 = type(val)(val.name, val.frame.assign(label=np.roll(val.frame["label"], 50)), val.features, val.index)
+    assert evaluate(val2, val_scores, test, test_scores, ev, 32)["threshold"] != before["threshold"]
+
+
+def test_budgets_are_nested_seeded_and_clean():
+    index = pd.DataFrame({"any_anomaly": np.arange(3000) % 5 == 0})
+    b100, b500, b1000 = (set(budget_windows(index, n, 42, 0, False)) for n in (100, 500, 1000))
+    assert len(b100) == 100 and b100 < b500 < b1000
+    assert not index["any_anomaly"].to_numpy()[list(b1000)].any()
+    assert set(budget_windows(index, 100, 42, 0, False)) == b100  # seeded
+    assert set(budget_windows(index, 100, 42, 1, False)) != b100  # another draw
+    assert index["any_anomaly"].to_numpy()[budget_windows(index, 2000, 42, 0, True)].any()
+    with pytest.raises(InputError, match="only 2400 anomaly-free training windows"):
+        budget_windows(index, 2500, 42, 0, False)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_lora_trains_only_adapter_weights(runner, workdir, checkpointing):
+    prepare(runner, workdir, **{"finetune.gradient_checkpointing": checkpointing, "lora.dropout": 0.0})
+    splits, _, _ = load_splits()
+    base, _ = load_moment("random-init:tiny", 42, MODEL_CACHE)
+    base_before = {k: v.clone() for k, v in base.state_dict().items()}
+    det = detector_class("moment_lora").from_config(cfg_here())
+    rows = budget_windows(splits["train"].index, 16, 42, 0, False)
+    import dataclasses
+
+    det.fit(dataclasses.replace(splits["train"], index=splits["train"].index.iloc[rows]), X_val=splits["val"])
+    model = det.model_
+    assert all(p.requires_grad == ("lora_" in n) for n, p in model.named_parameters())
+    after = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+             for k, v in model.state_dict().items() if "lora_" not in k}  # fmt: skip
+    assert set(after) == set(base_before)
+    assert all(torch.equal(after[k], v) for k, v in base_before.items())  # base weights bit-identical
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "training must move the adapters (B starts at 0)"
+
+
+@pytest.mark.parametrize("objective", ["reconstruction", "classification"])
+def test_each_lora_objective_end_to_end(runner, workdir, objective):
+    prepare(runner, workdir, **{"finetune.objective": objective})
+    result = detect(runner, "moment_lora_16")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(Layout(workdir).details("moment_lora_16").read_text())
+    assert doc["budget"] == 16 and doc["model"]["adapter"] == "lora" and doc["model"]["pretrained"] is False
+    t = doc["extra"]["training"]
+    assert t["objective"] == objective and 1 <= t["epochs_run"] <= 2 and t["train_s"] > 0
+    assert np.isfinite(t["best_val_loss"]) and doc["model"]["trainable_parameters"] > 0
+    assert not list((workdir / ".cache/train").rglob("state.json"))  # finished runs leave no state
+
+
+def test_resume_after_interruption_matches_uninterrupted(runner, workdir):
+    prepare(runner, workdir, **{"finetune.epochs": 3, "finetune.patience": 5})
+    lay = Layout(workdir)
+    assert detect(runner, "moment_lora_8").exit_code == 0
+    reference = json.loads(lay.details("moment_lora_8").read_text())
+    from safetensors.torch import load_file
+
+    adapter = lay.model_dir("moment_lora_8") / "adapter" / "adapter_model.safetensors"
+    ref_adapter = load_file(str(adapter))
+    lay.details("moment_lora_8").unlink()
+    interrupted = detect(runner, "moment_lora_8", env={INTERRUPT_ENV: "2"})
+    assert interrupted.exit_code != 0
+    assert list((workdir / ".cache/train/moment_lora_8").glob("*/state.json"))  # epoch 2 checkpoint kept
+    assert not lay.details("moment_lora_8").exists()
+    os.environ.pop(INTERRUPT_ENV, None)
+    resumed = detect(runner, "moment_lora_8")
+    assert resumed.exit_code == 0, resumed.output
+    doc = json.loads(lay.details("moment_lora_8").read_text())
+    assert doc["test"] == reference["test"]
+    assert doc["extra"]["training"]["best_val_loss"] == reference["extra"]["training"]["best_val_loss"]
+    got = load_file(str(adapter))
+    assert all(torch.equal(got[k], ref_adapter[k]) for k in ref_adapter)
+
+
+def test_corrupt_checkpoint_is_set_aside_and_training_restarts(runner, workdir):
+    prepare(runner, workdir, **{"finetune.epochs": 2, "finetune.patience": 5})
+    assert detect(runner, "moment_lora_8", env={INTERRUPT_ENV: "1"}).exit_code != 0
+    os.environ.pop(INTERRUPT_ENV, None)
+    (state,) = (workdir / ".cache/train/moment_lora_8").glob("*/current.safetensors")
+    state.write_bytes(state.read_bytes()[:50])  # truncated
+    result = detect(runner, "moment_lora_8")
+    assert result.exit_code == 0, result.output
+    assert list((workdir / ".cache/train/moment_lora_8").glob("*.corrupt-*"))
+
+
+def test_several_draws_report_mean_and_spread(runner, workdir):
+    prepare(runner, workdir, **{"finetune.seeds": [0, 1], "finetune.epochs": 1})
+    assert detect(runner, "moment_lora_8").exit_code == 0
+    doc = json.loads(Layout(workdir).details("moment_lora_8").read_text())
+    assert doc["draws"] == 2 and len(doc["per_draw"]) == 2
+    vus = [d["vus_pr"] for d in doc["per_draw"]]
+    assert doc["test"]["vus_pr"] == pytest.approx(np.mean(vus), abs=1e-6)
+    assert doc["test_std"]["vus_pr"] == pytest.approx(np.std(vus), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, method, message",
+    [
+        ({"model.quantization": "int4"}, "moment_lora_8", "model.quantization must be one of 'none', 'int8', 'nf4'"),
+        ({"model.quantization": "nf4", "model.precision": "fp16"}, "moment_lora_8",
+         "model.quantization=nf4 with model.precision=fp16"),
+        ({"lora.target_modules": ["qkv"]}, "moment_lora_8", "lora.target_modules[0] must be one of"),
+        ({"finetune.budgets": [8, 100000]}, "moment_lora_100000", "finetune.budgets has 100000"),
+        ({"zero_shot.channel_reduce": "median"}, "moment_zero_shot", "zero_shot.channel_reduce must be one of"),
+        ({}, "moment_lora_7", "method 'moment_lora_7' is not asked for by params.yaml"),
+        ({}, "knn", "method 'knn' is not asked for by params.yaml"),
+    ],
+)  # fmt: skip
+def test_bad_settings_fail_clearly(runner, workdir, overrides, method, message):
+    prepare(runner, workdir)
+    write_params(workdir, small_params(**overrides))
+    result = detect(runner, method)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (workdir / "metrics").exists() and not (workdir / "data/models").exists()
+
+
+@pytest.mark.parametrize("how", ["int8", "nf4"])
+def test_quantized_base_runs_lora_backward_on_cpu(how):
+    model, _ = load_moment("random-init:tiny", 42, MODEL_CACHE)
+    assert quantize_encoder(model, how) > 0
+    add_lora(model, 4, 8, 0.0, ["q", "v"])
+    x = torch.randn(4, 1, 512)
+    out = model(x_enc=x, input_mask=torch.ones(4, 512)).reconstruction
+    out.pow(2).mean().backward()
+    grads = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+    assert grads and all(g is not None for g in grads)
+
+
+def test_every_registered_method_is_a_detector():
+    for name in [*BASELINES, "moment_zero_shot", "moment_lora"]:
+        cls = detector_class(name)
+        assert issubclass(cls, Detector) and cls.name == name
+    with pytest.raises(InputError, match="unknown method 'knn'"):
+        detector_class("knn")

@@ -1,0 +1,87 @@
+"""`momentad score` on new data reproduces what the stage measured, and refuses bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from stages.detect import app as detect_app
+from stages.preprocess import app as preprocess_app
+from stages.window import app as window_app
+from tests.conftest import small_params, write_params
+
+from momentad import config, loaders
+from momentad.app import app as momentad_app
+from momentad.layout import Layout
+
+METHODS = ["moment_lora_16", "isolation_forest"]
+
+
+@pytest.fixture
+def trained(runner, workdir):
+    write_params(workdir, small_params())
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    assert runner.invoke(window_app, []).exit_code == 0
+    for m in METHODS:
+        assert runner.invoke(detect_app, [m, "--no-progress"]).exit_code == 0
+    # the test split as a user would have it: raw (unscaled) KPIs in the trainticket CSV layout
+    cfg = config.load("params.yaml")
+    raw = loaders.load(cfg.data, cfg.seed)
+    schema = json.loads((workdir / "data/processed/schema.json").read_text())
+    a, b = schema["splits"]["test"]["row_range"]
+    raw.frame.iloc[a:b][["timestamp", *schema["features"], "label"]].to_csv(workdir / "test.csv", index=False)
+    return workdir
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_score_reproduces_the_stage_vus_pr(runner, trained, method):
+    result = runner.invoke(momentad_app, ["score", "--method", method, "-i", "test.csv", "-o", "out.csv"])
+    assert result.exit_code == 0, result.output
+    stage_vus = json.loads(Layout(trained).details(method).read_text())["test"]["vus_pr"]
+    assert f"VUS-PR {stage_vus:.4f}" in result.output
+    out = pd.read_csv(trained / "out.csv")
+    stage = pd.read_parquet(Layout(trained).scores(method))
+    assert list(out.columns) == ["timestamp", "score", "flag"] and len(out) == len(stage)
+    pd.testing.assert_series_equal(out["score"], stage["score"], check_names=False, rtol=1e-4)  # MOMENT: float32 noise
+    threshold = json.loads(Layout(trained).details(method).read_text())["threshold"]["value"]
+    assert (out["flag"] == (out["score"] > threshold)).all() and out["flag"].sum() > 0
+
+
+def test_without_labels_it_only_scores(runner, trained):
+    pd.read_csv(trained / "test.csv").drop(columns="label").to_csv(trained / "nolabel.csv", index=False)
+    result = runner.invoke(momentad_app, ["score", "--method", "isolation_forest", "-i", "nolabel.csv", "-o", "o.csv"])
+    assert result.exit_code == 0 and "VUS-PR" not in result.output
+    assert len(pd.read_csv(trained / "o.csv")) == len(pd.read_csv(trained / "nolabel.csv"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "knn"], "unknown method 'knn'"),
+        (["--method", "moment_lora_500"], "method 'moment_lora_500' is not trained yet"),
+        (["--method", "isolation_forest", "-i", "missing.csv"], "missing.csv: file not found"),
+        (["--method", "isolation_forest", "-i", "dropped.csv"], "missing KPI column(s)"),
+        (
+            ["--method", "isolation_forest", "-i", "semicolon.csv"],
+            "the header holds ';': save the file comma-separated",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(runner, trained, args, message):
+    df = pd.read_csv(trained / "test.csv")
+    df.drop(columns=df.columns[3]).to_csv(trained / "dropped.csv", index=False)
+    df.to_csv(trained / "semicolon.csv", index=False, sep=";")
+    full = ["score", "-i", "test.csv", "-o", "never.csv", *args]
+    result = runner.invoke(momentad_app, full)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (trained / "never.csv").exists()
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "momentad"
+    assert exe.is_file(), "pyproject.toml declares the momentad console script; `make setup` installs it"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "score" in out.stdout and "methods" in out.stdout
