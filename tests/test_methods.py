@@ -272,3 +272,19 @@ def test_every_registered_method_is_a_detector():
         assert issubclass(cls, Detector) and cls.name == name
     with pytest.raises(InputError, match="unknown method 'knn'"):
         detector_class("knn")
+
+
+def test_outputs_are_readable_by_the_group(runner, workdir):
+    import stat
+
+    prepare(runner, workdir)
+    old = os.umask(0o022)
+    try:
+        assert detect(runner, "isolation_forest").exit_code == 0
+    finally:
+        os.umask(old)
+    lay = Layout(workdir)
+    for path in (lay.metrics("isolation_forest"), lay.details("isolation_forest"), lay.pr_curve("isolation_forest"),
+                 lay.scores("isolation_forest"), lay.model_dir("isolation_forest") / "run.json"):  # fmt: skip
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE(lay.model_dir("isolation_forest").stat().st_mode) == 0o755

@@ -15,6 +15,17 @@ from typing import Any
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _share(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) paths; outputs are for the team (umask)."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds."""
@@ -26,6 +37,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _share(tmp, 0o777)
     if target.exists():
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     os.replace(tmp, target)
@@ -44,6 +56,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _share(tmp, 0o666)
     os.replace(tmp, target)
 
 
