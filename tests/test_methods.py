@@ -288,3 +288,23 @@ def test_outputs_are_readable_by_the_group(runner, workdir):
                  lay.scores("isolation_forest"), lay.model_dir("isolation_forest") / "run.json"):  # fmt: skip
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
     assert stat.S_IMODE(lay.model_dir("isolation_forest").stat().st_mode) == 0o755
+
+
+def test_same_results_with_one_or_two_threads(runner, workdir):
+    """OMP_NUM_THREADS must not change a result: the runner fixes torch's thread count
+    (`threads` in params). tcn_ae differed by ~2e-4 between 1 and 2 threads before."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    prepare(runner, workdir)
+    got = {}
+    for t in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t,
+               "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "stages.detect", "tcn_ae", "--no-progress"], cwd=workdir, env=env,
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae"))["score"].to_numpy()
+    np.testing.assert_array_equal(got["1"], got["2"])

@@ -179,6 +179,28 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, 
     lines.append("| --- |" + " --- |" * len(cols))
     for m, row in recall.iterrows():
         lines.append(f"| {m} | " + " | ".join(_fmt(v, 2) for v in row) + " |")
+    lines += [
+        "",
+        "## How fast each method flags a fault",
+        "",
+        "Per test fault event: time from its first labelled step to the first step flagged at the validation "
+        "threshold (inside the event). Median and 90th percentile over the detected events; missed events are "
+        "counted apart.",
+        "",
+        "| method | events | detected | missed | median delay | p90 delay |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    by = {d["method"]: d for d in docs}
+    for m in tab["method"]:
+        dl = by[m].get("detection_delay")
+        if not dl:
+            continue
+        unit = "minutes" if "median_minutes" in dl else "steps"
+        med, p90 = dl.get(f"median_{unit}"), dl.get(f"p90_{unit}")
+        lines.append(
+            f"| {m} | {dl['events']} | {dl['detected']} | {dl['missed']} | "
+            f"{'' if med is None else f'{med:g} {unit}'} | {'' if p90 is None else f'{p90:g} {unit}'} |"
+        )
     lines += ["", "Plots: `plots/compare/` (learning curve, PR curves, recall heatmap, timeline); "
               "`dvc plots show` renders them with the per-method plots.", ""]  # fmt: skip
     return "\n".join(lines)

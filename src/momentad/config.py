@@ -333,6 +333,7 @@ class BaselinesParams:
 @dataclass(frozen=True)
 class Params:
     seed: int = rng(ge=0)
+    threads: int = rng(ge=1, le=256)
     data: DataParams
     window: WindowParams
     model: ModelParams

@@ -15,6 +15,7 @@ from momentad.errors import InputError
 from momentad.metrics import (
     at_threshold,
     compute_metrics,
+    detection_delays,
     fault_type_recall,
     find_period,
     select_threshold,
@@ -51,6 +52,7 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
         )
     test_metrics = compute_metrics(test.labels, test_scores, window)
     per_type = fault_type_recall(test.labels, test.frame["fault_type"], test_scores, threshold)
+    delay = detection_delays(test.labels, test_scores, threshold, test.frame["timestamp"])
     test_metrics.update(at_threshold(test.labels, test_scores, threshold))
     return {
         "test": {k: round(float(v), 6) for k, v in test_metrics.items()},
@@ -59,6 +61,7 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
         # flat {type: share} so `dvc metrics diff` shows one row per fault type
         "fault_type_recall": {k: round(v["recall"], 6) for k, v in per_type.items()},
         "fault_type_events": {k: v["events"] for k, v in per_type.items()},
+        "detection_delay": delay,
     }
 
 

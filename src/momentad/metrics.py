@@ -213,6 +213,32 @@ def _survival_integral(a1, a2, t1, t2, e1, e2):
     return out
 
 
+def _recall_integral(j1, j2, a1, a2, e1, e2):
+    """Integral over y in [j1, j2] (ground truth) of P(|X - y| >= dist(y, A)), X uniform on the
+    zone E = [e1, e2], A = [a1, a2] the predicted piece: the affiliation recall's survival
+    function is centred on the ground-truth point, not on A (Huet et al. 2022; TSB-AD 1.5)."""
+    size_e = e2 - e1
+    out = np.clip(np.minimum(j2, a2) - np.maximum(j1, a1), 0, None)  # inside A: probability 1
+    # left of A: nearest point a1; (2y - a1, a1) inside E while y >= (e1 + a1) / 2
+    lo, hi = j1, np.minimum(j2, a1)
+    c = (e1 + a1) / 2
+    w_far = np.clip(np.minimum(hi, c) - lo, 0, None)
+    lo_near = np.maximum(lo, c)
+    w_near = np.clip(hi - lo_near, 0, None)
+    near = w_near - ((a1 - lo_near) ** 2 - (a1 - np.maximum(hi, lo_near)) ** 2) / size_e
+    left = np.where(hi > lo, w_far * (1 - (a1 - e1) / size_e) + np.where(w_near > 0, near, 0.0), 0.0)
+    out = out + np.where(a1 > e1, left, 0.0)
+    # right of A: nearest point a2; (a2, 2y - a2) inside E while y <= (a2 + e2) / 2
+    lo, hi = np.maximum(j1, a2), j2
+    c = (a2 + e2) / 2
+    hi_near = np.minimum(hi, c)
+    w_near = np.clip(hi_near - lo, 0, None)
+    near = w_near - ((np.maximum(hi_near, lo) - a2) ** 2 - (lo - a2) ** 2) / size_e
+    w_far = np.clip(hi - np.maximum(lo, c), 0, None)
+    right = np.where(hi > lo, np.where(w_near > 0, near, 0.0) + w_far * (1 - (e2 - a2) / size_e), 0.0)
+    return out + np.where(a2 < e2, right, 0.0)
+
+
 def affiliation_pr(labels: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """Affiliation (precision, recall) of a 0/1 prediction; precision is NaN with no prediction."""
     n = labels.size
@@ -249,7 +275,7 @@ def affiliation_pr(labels: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     left = np.where(same_prev, (np.roll(a2, 1) + a1) / 2, zl[z])
     right = np.where(same_next, (a2 + np.roll(a1, -1)) / 2, zr[z])
     j1, j2 = np.maximum(gs[z], left), np.minimum(ge[z], right)
-    part = np.where(j2 > j1, _survival_integral(j1, np.maximum(j2, j1), a1, a2, zl[z], zr[z]), 0.0)
+    part = np.where(j2 > j1, _recall_integral(j1, np.maximum(j2, j1), a1, a2, zl[z], zr[z]), 0.0)
     recall_num = np.bincount(z, part, minlength=nz)
     recall = float(np.mean(recall_num / (ge - gs)))
     return precision, recall
@@ -359,3 +385,29 @@ def fault_type_recall(labels: np.ndarray, fault_types, scores: np.ndarray, thres
     for c in out.values():
         c["recall"] = c["detected"] / c["events"]
     return dict(sorted(out.items()))
+
+
+def detection_delays(labels: np.ndarray, scores: np.ndarray, threshold: float, timestamps=None) -> dict:
+    """Per test event (a run of label 1): steps from its first step to the first step flagged
+    (``score >= threshold``) inside it; an event with no flagged step is *missed* and counted
+    apart. With datetime ``timestamps`` the delays are also given in minutes."""
+    pred = np.asarray(scores) >= threshold
+    starts, ends = segments(labels)
+    delays, missed = [], 0
+    for s, e in zip(starts, ends, strict=True):
+        hit = np.flatnonzero(pred[s : e + 1])
+        if hit.size:
+            delays.append(int(hit[0]))
+        else:
+            missed += 1
+    out: dict = {"events": int(starts.size), "detected": len(delays), "missed": missed,
+                 "median_steps": float(np.median(delays)) if delays else None,
+                 "p90_steps": float(np.percentile(delays, 90)) if delays else None}  # fmt: skip
+    ts = None if timestamps is None else pd.Series(timestamps)
+    if ts is not None and pd.api.types.is_datetime64_any_dtype(ts) and len(ts) > 1:
+        step_min = float(pd.Series(ts).diff().median().total_seconds() / 60)
+        out["step_minutes"] = step_min
+        for k in ("median", "p90"):
+            v = out[f"{k}_steps"]
+            out[f"{k}_minutes"] = None if v is None else round(v * step_min, 3)
+    return out

@@ -100,10 +100,23 @@ def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], l
                              "split does not have); run `dvc repro window`")  # fmt: skip
 
 
+def deterministic(threads: int) -> None:
+    """Same results for the same params on any thread count: fixed torch threads,
+    deterministic kernels (and cuBLAS workspace) where torch has a choice."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def run(method_id: str, cfg: Params, layout: Layout = Layout(), progress: bool = False) -> dict[str, Any]:
     """Run ``method_id`` end to end and write its outputs; returns the detail document."""
     if method_id not in method_ids(cfg):
         raise InputError(f"method {method_id!r} is not asked for by params.yaml; known: {', '.join(method_ids(cfg))}")
+    deterministic(cfg.threads)
     splits, schema, meta = load_splits(layout.processed, layout.windows)
     check_windows(cfg, splits, meta, layout)
     data_key = _run_key({"schema": schema, "windows": meta})
