@@ -19,6 +19,7 @@ from momentad.compare import (
     summary,
     table,
     timeline_methods,
+    verdicts,
 )
 from momentad.io import atomic_file, write_json
 from momentad.layout import Layout, method_ids
@@ -66,11 +67,12 @@ def main(
     timeline_png(reference, series, out / "timeline.png", "Test period: best method and MOMENT (dashed: validation "
                  "threshold)")  # fmt: skip
 
-    summ = summary(tab)
+    verdict = verdicts(docs, frames, tab, seed=cfg.seed)
+    summ = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
     with atomic_file(layout.report) as tmp:
-        tmp.write_text(render_report(tab, recall, docs))
+        tmp.write_text(render_report(tab, recall, docs, verdict))
     gap = summ.get("moment_minus_best_baseline_vus_pr")
     typer.echo(
         f"compare: {len(tab)} methods; best {summ['best_method']} (VUS-PR {summ['best_vus_pr']:.3f}); "

@@ -49,7 +49,10 @@ def fixture(root, pretrained=False, methods=None):
             "method": m, **extra,
             "test": {"vus_pr": 0.2 * strength, "vus_roc": 0.5, "auc_pr": 0.1 * strength, "f1_at_val_threshold": 0.3,
                      "precision_at_val_threshold": 0.4, "recall_at_val_threshold": 0.5},
-            "threshold": {"rule": "val_best_f1", "value": 1.0, "chosen_on": "val"},
+            "threshold": {"rule": "val_best_f1", "value": 1.0, "chosen_on": "val"}, "sliding_window": 20,
+            "fault_type_events": {t: 2 for t in TYPES},
+            "detection_delay": {"events": 5, "detected": 4, "missed": 1, "median_steps": 2.0, "p90_steps": 5.0,
+                                "step_minutes": 1.0, "median_minutes": 2.0, "p90_minutes": 5.0},
             "fault_type_recall": {t: round(min(1.0, strength / 2), 2) for t in TYPES},
             "runtime": {"fit_s": 1.0, "score_s": 2.0, "timesteps_per_s": 300.0, "peak_rss_mb": 500.0,
                         "peak_gpu_mb": None},
@@ -77,6 +80,15 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "metrics/compare.json").read_text())
     assert summary["best_method"] == "isolation_forest" and summary["best_moment"] == "moment_lora_500"
     assert summary["moment_pretrained"] is False
+    assert summary["vus_pr"]["moment_lora"] == {"100": 0.2, "500": 0.3}
+    assert summary["vus_pr"]["isolation_forest"] == {"full": 0.4}
+    # isolation_forest's scores carry a clearly stronger signal (strength 2.0 vs 0.5): MOMENT is worse
+    v = summary["verdict"]
+    assert set(v) == {"0", "100", "500"} and v["0"]["verdict"] == "worse"
+    assert v["0"]["ci_low"] <= v["0"]["moment_minus_best_baseline"] <= v["0"]["ci_high"] < 0
+    assert md.splitlines()[2].startswith("- **Budget 0** (zero-shot, RANDOM-INIT (not pretrained) weights): MOMENT")
+    assert "| isolation_forest | 5 | 4 | 1 | 2 minutes | 5 minutes |" in md
+    assert "cpu_exhaustion (n=2)" in md
     assert summary["moment_minus_best_baseline_vus_pr"] == pytest.approx(0.3 - 0.4)
     curve = pd.read_csv(tmp_path / "plots/compare/learning_curve.csv")
     assert curve["budget"].tolist() == [0, 100, 500]
