@@ -55,15 +55,31 @@ def inputs(out: Path) -> None:
         rows.append(pd.DataFrame({"case": f"ucr135_{m}", "label": s["test"].labels, "score": sc.astype(np.float32),
                                   "sliding_window": window}))  # fmt: skip
     rng = np.random.default_rng(0)
-    rows.append(pd.DataFrame({"case": "ucr135_random", "label": s["test"].labels,
-                              "score": rng.random(len(s["test"])).astype(np.float32), "sliding_window": window}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "case": "ucr135_random",
+                "label": s["test"].labels,
+                "score": rng.random(len(s["test"])).astype(np.float32),
+                "sliding_window": window,
+            }
+        )
+    )
     # many events: the synthetic test split (14 fault events) scored by the committed runs
     for m in ("isolation_forest", "tcn_ae", "moment_zero_shot"):
         f = Path(f"data/scores/{m}.parquet")
         if f.is_file():
             d = pd.read_parquet(f)
-            rows.append(pd.DataFrame({"case": f"synthetic_{m}", "label": d["label"].to_numpy().astype(np.int8),
-                                      "score": d["score"].to_numpy().astype(np.float32), "sliding_window": 60}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "case": f"synthetic_{m}",
+                        "label": d["label"].to_numpy().astype(np.int8),
+                        "score": d["score"].to_numpy().astype(np.float32),
+                        "sliding_window": 60,
+                    }
+                )
+            )
     df = pd.concat(rows, ignore_index=True)
     df["label"] = df["label"].astype(np.int8)
     df.to_parquet(out, index=False)

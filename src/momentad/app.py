@@ -40,9 +40,10 @@ def read_input(path: Path) -> pd.DataFrame:
     except Exception as e:  # parser errors come in several types
         raise InputError(f"{path}: not a readable CSV ({type(e).__name__}); save it as comma-separated UTF-8") from None
     if "timestamp" not in frame.columns:
-        sep = next((s for s in (";", "\t", "|") if s in str(frame.columns[0])), None)
-        hint = f"; the header holds {sep!r}: save the file comma-separated" if sep else "; add it as the first column"
-        raise InputError(f"{path}: column 'timestamp' not found{hint}")
+        from momentad.loaders._common import separator_hint
+
+        hint = separator_hint(frame.columns)
+        raise InputError(f"{path}: column 'timestamp' not found; {hint or 'add it as the first column'}")
     return frame
 
 

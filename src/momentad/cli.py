@@ -31,11 +31,27 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
+def die_with_parent() -> None:
+    """Linux: end this process when its parent (dvc) dies, so killing `dvc repro` never leaves
+    a training child running and writing checkpoints."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a Typer command: bad input becomes ``error: <message>`` and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        die_with_parent()
         try:
             return fn(*args, **kwargs)
         except InputError as e:

@@ -40,7 +40,12 @@ class Split:
 def _read(path: Path, stage: str) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: not found; run `dvc repro {stage}` first")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a truncated or foreign file
+        raise InputError(
+            f"{path}: not a readable Parquet file ({type(e).__name__}); run `dvc repro -f {stage}`"
+        ) from None
 
 
 def load_splits(
@@ -53,8 +58,13 @@ def load_splits(
         raise InputError(f"{schema_path}: not found; run `dvc repro preprocess` first")
     if not meta_path.is_file():
         raise InputError(f"{meta_path}: not found; run `dvc repro window` first")
-    schema = json.loads(schema_path.read_text())
-    meta = json.loads(meta_path.read_text())
+    try:
+        schema = json.loads(schema_path.read_text())
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        raise InputError(
+            f"{schema_path.parent}: schema.json / windows.json is not valid JSON; run `dvc repro -f preprocess window`"
+        ) from None
     features = [c for c in schema["features"]]
     splits = {}
     for name in SPLITS:

@@ -78,6 +78,9 @@ def _features(raw: RawData) -> pd.DataFrame:
             s = s.astype("float64")
         elif not pd.api.types.is_numeric_dtype(s):
             num = pd.to_numeric(s, errors="coerce")
+            # pandas gives up on overflowing literals such as 1e400; Python reads them as inf
+            odd = num.isna() & s.notna()
+            num[odd] = [_as_float(v) for v in s[odd]]
             bad = s[num.isna() & s.notna()]
             if len(bad):
                 raise InputError(
@@ -87,8 +90,22 @@ def _features(raw: RawData) -> pd.DataFrame:
             s = num
         if s.isna().all():
             raise InputError(f"{raw.origin}: column '{c}' is entirely empty (all NaN); drop it from the file")
+        inf = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+        if inf.any():  # an overflow (1e400) or a sensor's inf would poison the scaler and every score
+            i = int(np.flatnonzero(inf)[0])
+            raise InputError(
+                f"{raw.origin}: column '{c}' is infinite at row {i} ({raw.frame[c].iloc[i]!r}); "
+                "fix the value or leave the cell empty (empty cells are forward-filled and counted)"
+            )
         out[str(c)] = s.astype("float64")
     return pd.DataFrame(out)
+
+
+def _as_float(v) -> float:
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return float("nan")
 
 
 def _labels(raw: RawData) -> pd.Series:

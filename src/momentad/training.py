@@ -90,6 +90,25 @@ class TrainLoop:
         self.cfg, self.device, self.precision = cfg, device, precision
         self.seed, self.draw, self.state_dir, self.progress, self.desc = seed, draw, state_dir, progress, desc
 
+    def _lock(self) -> None:
+        """Hold an exclusive lock on the checkpoint folder for this process's lifetime, so a
+        second run of the same method cannot write into it."""
+        self._lock_file = None
+        if self.state_dir is None:
+            return
+        import fcntl
+
+        from momentad.errors import InputError
+
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.state_dir.with_name(self.state_dir.name + ".lock")
+        self._lock_file = open(lock, "a+")  # noqa: SIM115 - held open until the process ends
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{self.state_dir}: another process is training this method now; wait for it "
+                             "or stop it") from None  # fmt: skip
+
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, hooks: TrainHooks, opt, sched, info: dict, best: dict) -> None:
         from safetensors.torch import save_file
@@ -148,9 +167,20 @@ class TrainLoop:
         # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not
         fp16 = self.precision == "fp16" and self.device.type == "cuda"
         scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        best = hooks.trainable_state()
+        self._lock()
+        try:
+            return self._fit(hooks, n_train, opt, sched, scaler, steps_per_epoch, best)
+        finally:
+            if self._lock_file is not None:  # released even when training is interrupted
+                self._lock_file.close()
+                self._lock_file = None
+
+    def _fit(self, hooks, n_train, opt, sched, scaler, steps_per_epoch, best) -> dict[str, Any]:
+        cfg = self.cfg
+        params = [p for group in opt.param_groups for p in group["params"]]
         info = {"epoch": 0, "step": 0, "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
                 "history": [], "stopped_early": False}  # fmt: skip
-        best = hooks.trainable_state()
         resumed = self._restore(hooks, opt, sched)
         if resumed is not None:
             info, best = resumed

@@ -100,6 +100,11 @@ class MomentLora(MomentZeroShot):
         if self.params.model.quantization != "none" and self.params.model.precision == "fp16":
             raise InputError(f"params.yaml: model.quantization={self.params.model.quantization} with "
                              "model.precision=fp16 is not supported; use auto or bf16")  # fmt: skip
+        from momentad.models.device import resolve_device
+
+        if self.params.model.quantization == "nf4" and resolve_device(self.params.model.device).type != "cuda":
+            raise InputError("params.yaml: model.quantization=nf4 trains only on CUDA (on CPU bitsandbytes' nf4 "
+                             "layers break T5's dropout); use int8 or none on CPU")  # fmt: skip
         self._load_base()
         self.quantized_layers_ = self._adapt()
         self.model_.to(self.device_)

@@ -36,9 +36,19 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     return df
 
 
+def separator_hint(columns) -> str:
+    """'' or a hint when a one-column header holds another separator (a ;-separated CSV)."""
+    first = str(list(columns)[0]) if len(columns) else ""
+    sep = next((s for s in (";", "\t", "|") if s in first), None) if len(columns) == 1 else None
+    return f"the header holds {sep!r}: save the file comma-separated" if sep else ""
+
+
 def require_column(df: pd.DataFrame, column: str, path: Path, param: str) -> None:
     """Fail naming the file, the column and the param that names it."""
     if column not in df.columns:
+        hint = separator_hint(df.columns)
+        if hint:
+            raise InputError(f"{path}: column '{column}' not found and {hint}")
         shown = ", ".join(map(str, list(df.columns)[:8])) + (" ..." if df.shape[1] > 8 else "")
         raise InputError(
             f"{path}: column '{column}' not found (columns: {shown}); rename it or set {param} in params.yaml"

@@ -152,6 +152,7 @@ def load_moment(
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(f"{path}: no config.json; point model.checkpoint at a save_pretrained directory")
+        _require_safetensors(path, checkpoint)
         marker = path / MARKER
         pretrained = not (marker.is_file() and json.loads(marker.read_text()).get("pretrained") is False)
         model = _from_pretrained(str(path))
@@ -167,8 +168,7 @@ def load_moment(
         # fails with an unrelated TypeError.
         from huggingface_hub import hf_hub_download
 
-        hf_hub_download(checkpoint, "config.json", revision=revision, local_files_only=offline)
-        model = _from_pretrained(checkpoint, revision=revision, local_files_only=offline)
+        config = hf_hub_download(checkpoint, "config.json", revision=revision, local_files_only=offline)
     except Exception as e:  # hub errors come as OSError, HTTP, connection or entry-not-found types
         why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise InputError(
@@ -178,7 +178,26 @@ def load_moment(
             "model.checkpoint to DIR, or set model.checkpoint to random-init:<size> "
             "(random weights: not foundation-model results)"
         ) from None
-    return model, _info(model, checkpoint, True, "hub", checkpoint, revision)
+    snapshot = Path(config).parent
+    try:  # only the safetensors file: never the pickle-based pytorch_model.bin the hub mixin falls back to
+        hf_hub_download(checkpoint, "model.safetensors", revision=revision, local_files_only=offline)
+    except Exception:
+        pass  # reported below, naming the snapshot
+    _require_safetensors(snapshot, checkpoint)
+    model = _from_pretrained(str(snapshot))
+    return model, _info(model, checkpoint, True, "hub", str(snapshot), revision)
+
+
+def _require_safetensors(folder: Path, checkpoint: str) -> None:
+    """Weights load from model.safetensors only: a pickle file (pytorch_model.bin) is refused."""
+    if not (folder / "model.safetensors").is_file():
+        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
+        found = f" (it has {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
+        raise InputError(
+            f"model.checkpoint={checkpoint}: {folder} has no model.safetensors{found}; momentad loads "
+            "safetensors weights only — convert once where you trust the file, e.g. with "
+            "safetensors.torch.save_file"
+        )
 
 
 def _info(model, checkpoint, pretrained, source, path, revision) -> ModelInfo:

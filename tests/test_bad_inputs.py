@@ -1,0 +1,195 @@
+"""Bad input, table-driven, through the real CLIs: each case must give exit code 2, one line
+`error: ...` naming the file, column or parameter and the fix, and change no output."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from stages.detect import app as detect_app
+from stages.preprocess import app as preprocess_app
+from stages.window import app as window_app
+from tests.conftest import small_params, write_params
+
+from momentad.app import app as momentad_app
+
+OUTPUTS = ("data", "metrics", "reports", "plots")
+
+
+def csv(changes: dict | None = None, n: int = 400) -> pd.DataFrame:
+    """A valid trainticket-layout table with faults in every split."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=n, freq="1min").astype(str),
+                       "svc_cpu": rng.random(n), "svc_latency": rng.random(n), "label": 0})  # fmt: skip
+    for a in (50, 150, 300, 350):
+        df.loc[a : a + 5, "label"] = 1
+    for (row, col), value in (changes or {}).items():
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = value
+    return df
+
+
+def own_data(tmp: Path, frame: pd.DataFrame | None = None, text: str | None = None, **params) -> None:
+    path = tmp / "bad.csv"
+    if text is not None:
+        path.write_text(text)
+    elif frame is not None:
+        frame.to_csv(path, index=False)
+    write_params(tmp, small_params(**{"data.source": "trainticket", "data.path": "bad.csv", "window.length": 64,
+                                      "window.train_stride": 16, "window.eval_stride": 64, **params}))  # fmt: skip
+
+
+def set_params(tmp: Path, **overrides) -> None:
+    write_params(tmp, small_params(**overrides))
+
+
+def raw_params(tmp: Path, text: str) -> None:
+    (tmp / "params.yaml").write_text(text)
+
+
+def truncate(tmp: Path, rel: str) -> None:
+    f = tmp / rel
+    f.write_bytes(f.read_bytes()[: max(1, f.stat().st_size // 3)])
+
+
+def edit_json(tmp: Path, rel: str, **changes) -> None:
+    f = tmp / rel
+    doc = json.loads(f.read_text())
+    doc.update(changes)
+    f.write_text(json.dumps(doc))
+
+
+def model_dir_without_safetensors(tmp: Path) -> None:
+    d = tmp / "mymodel"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "pytorch_model.bin").write_bytes(b"pickle would run code")
+    set_params(tmp, **{"model.checkpoint": str(d)})
+
+
+PRE, DET, SCORE = "preprocess", "detect", "score"
+CASES = [
+    # (id, mutation, cli, args, message)
+    ("lora.alpha text", lambda t: set_params(t, **{"lora.alpha": "abc"}), PRE, [],
+     "params.yaml: lora.alpha must be a number, got 'abc'"),
+    ("lora.dropout 2", lambda t: set_params(t, **{"lora.dropout": 2}), PRE, [], "lora.dropout=2.0 is out of range"),
+    ("batch_size 0", lambda t: set_params(t, **{"model.batch_size": 0}), DET, ["moment_lora_8"],
+     "model.batch_size=0 is out of range"),
+    ("lr word", lambda t: set_params(t, **{"finetune.lr": "fast"}), PRE, [], "finetune.lr must be a number"),
+    ("misspelt finetune key", lambda t: set_params(t, **{"finetune.epoch": 3}), PRE, [],
+     "finetune.epoch is not a known key; did you mean finetune.epochs?"),
+    ("misspelt baseline key", lambda t: set_params(t, **{"baselines.lstm_ae.epoch": 3}), DET, ["lstm_ae"],
+     "baselines.lstm_ae.epoch is not a known key"),
+    ("split sum", lambda t: set_params(t, **{"data.split": {"train": 0.8, "val": 0.2, "test": 0.2}}), PRE, [],
+     "data.split fractions sum to 1.200"),
+    ("eval_stride too long", lambda t: set_params(t, **{"window.eval_stride": 1000}), PRE, [],
+     "window.eval_stride=1000 is out of range"),
+    ("negative seed", lambda t: set_params(t, seed=-1), PRE, [], "params.yaml: seed=-1 is out of range"),
+    ("zero threads", lambda t: set_params(t, threads=0), PRE, [], "params.yaml: threads=0 is out of range"),
+    ("threshold rule", lambda t: set_params(t, **{"evaluate.threshold": "best"}), PRE, [],
+     "evaluate.threshold must be one of 'val_best_f1'"),
+    ("precision fp8", lambda t: set_params(t, **{"model.precision": "fp8"}), PRE, [], "model.precision must be one of"),
+    ("yaml syntax", lambda t: raw_params(t, "seed: [42\n"), PRE, [], "params.yaml: not valid YAML at line"),
+    ("unknown source", lambda t: set_params(t, **{"data.source": "kafka"}), PRE, [],
+     "data.source must be one of 'synthetic'"),
+    ("missing data file", lambda t: own_data(t), PRE, [], "bad.csv: file not found"),
+    ("empty data file", lambda t: own_data(t, text=""), PRE, [], "bad.csv: file is empty"),
+    ("semicolon csv", lambda t: own_data(t, text=csv().to_csv(index=False, sep=";")), PRE, [],
+     "the header holds ';': save the file comma-separated"),
+    ("inf in train KPI", lambda t: own_data(t, csv({(20, "svc_cpu"): "inf"})), PRE, [],
+     "column 'svc_cpu' is infinite at row 20"),
+    ("1e400 in test KPI", lambda t: own_data(t, csv({(390, "svc_latency"): "1e400"})), PRE, [],
+     "column 'svc_latency' is infinite at row 390 ('1e400')"),
+    ("text in KPI", lambda t: own_data(t, csv({(7, "svc_cpu"): "high"})), PRE, [],
+     "column 'svc_cpu' is not numeric (e.g. 'high' at row 7)"),
+    ("decreasing time", lambda t: own_data(t, csv({(100, "timestamp"): "2025-01-01 00:00:00"})), PRE, [],
+     "column 'timestamp' decreases at row"),
+    ("duplicate time", lambda t: own_data(t, csv({(101, "timestamp"): "2026-01-01 01:40:00"})), PRE, [],
+     "column 'timestamp' repeats"),
+    ("label 2", lambda t: own_data(t, csv({(10, "label"): 2})), PRE, [], "column 'label' must be 0/1, found 2"),
+    ("all-NaN KPI", lambda t: own_data(t, csv().assign(svc_cpu=np.nan)), PRE, [],
+     "column 'svc_cpu' is entirely empty"),
+    ("bad timestamp", lambda t: own_data(t, csv({(3, "timestamp"): "yesterday"})), PRE, [],
+     "column 'timestamp' has an unparseable time 'yesterday'"),
+    ("truncated train parquet", lambda t: truncate(t, "data/processed/train.parquet"), DET, ["isolation_forest"],
+     "data/processed/train.parquet: not a readable Parquet file"),
+    ("stale window index", lambda t: edit_json(t, "data/windows/windows.json", length=64), DET, ["isolation_forest"],
+     "windows.json: built with other window params than params.yaml"),
+    ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, ["isolation_forest"],
+     "schema.json / windows.json is not valid JSON"),
+    ("model dir without safetensors", model_dir_without_safetensors, DET, ["moment_zero_shot"],
+     "has no model.safetensors (it has pytorch_model.bin: pickle files are never loaded)"),
+    ("hub id not cached, offline", lambda t: set_params(t, **{"model.checkpoint": "AutonLab/MOMENT-1-large",
+                                                              "model.offline": True}), DET, ["moment_zero_shot"],
+     "model.checkpoint=AutonLab/MOMENT-1-large: not reachable on the Hugging Face hub and not in the local cache"),
+    ("nf4 training on CPU", lambda t: set_params(t, **{"model.quantization": "nf4"}), DET, ["moment_lora_8"],
+     "model.quantization=nf4 trains only on CUDA"),
+    ("method not in params", lambda t: None, DET, ["moment_lora_7"], "method 'moment_lora_7' is not asked for"),
+    ("score: missing KPI", lambda t: pd.read_csv(t / "new.csv").iloc[:, :-3].to_csv(t / "new.csv", index=False),
+     SCORE, ["--method", "isolation_forest"], "new.csv: missing KPI column(s)"),
+    ("score: unknown method", lambda t: None, SCORE, ["--method", "knn"], "unknown method 'knn'"),
+    ("score: semicolon csv", lambda t: pd.read_csv(t / "new.csv").to_csv(t / "new.csv", index=False, sep=";"),
+     SCORE, ["--method", "isolation_forest"], "the header holds ';'"),
+    ("score: inf in input", lambda t: pd.read_csv(t / "new.csv").assign(**{pd.read_csv(t / "new.csv").columns[1]:
+     np.inf}).to_csv(t / "new.csv", index=False), SCORE, ["--method", "isolation_forest"], "is infinite at row 0"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A project folder after preprocess, window and isolation_forest (shared, copied per case)."""
+    import os
+
+    from typer.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("prepared")
+    write_params(root, small_params())
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        r = CliRunner()
+        for app, args in ((preprocess_app, []), (window_app, []), (detect_app, ["isolation_forest", "--no-progress"])):
+            assert r.invoke(app, args).exit_code == 0
+        schema = json.loads((root / "data/processed/schema.json").read_text())
+        test = pd.read_parquet(root / "data/processed/test.parquet")
+        raw = test[schema["features"]] * pd.Series(schema["scaler"]["scale"]) + pd.Series(schema["scaler"]["center"])
+        raw.insert(0, "timestamp", test["timestamp"])
+        raw.to_csv(root / "new.csv", index=False)
+    finally:
+        os.chdir(old)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for top in OUTPUTS:
+        for f in sorted((root / top).rglob("*")) if (root / top).exists() else []:
+            if f.is_file():
+                out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_one_line_exit_2_nothing_changed(case, prepared, tmp_path, monkeypatch, runner):
+    name, mutate, cli, args, message = case
+    work = tmp_path / "w"
+    shutil.copytree(prepared, work)
+    monkeypatch.chdir(work)
+    mutate(work)
+    before = snapshot(work)
+    if cli == PRE:
+        result = runner.invoke(preprocess_app, args)
+    elif cli == DET:
+        result = runner.invoke(detect_app, [*args, "--no-progress"])
+    else:
+        result = runner.invoke(momentad_app, ["score", *args, "-i", "new.csv", "-o", "out.csv"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert message in lines[0], lines[0]
+    assert snapshot(work) == before, "a failed run changed outputs"
+    assert not (work / "out.csv").exists()
+    print(f"| {name} | {result.exit_code} | {lines[0]} |")  # the table for the closing note (pytest -s)

@@ -1,0 +1,90 @@
+"""The pretrained path without network: a Hugging Face cache entry shaped like the hub's
+AutonLab/MOMENT-1-large snapshot (its config.json keys, MOMENT-1-large's weight shapes, random
+values) loads through `model.checkpoint: AutonLab/MOMENT-1-large` with `model.offline: true` and
+HF_HUB_OFFLINE=1, labelled pretrained; a snapshot holding only a pickle file is refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from stages.preprocess import app as preprocess_app
+from stages.window import app as window_app
+from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
+
+from momentad.layout import Layout
+from momentad.models.moment import moment_config, write_random_init
+
+REPO = "AutonLab/MOMENT-1-large"
+REVISION = "0123456789abcdef0123456789abcdef01234567"  # a snapshot folder is named by its commit
+
+
+def hub_config() -> dict:
+    """config.json as momentfm's hub snapshots carry it: d_model left null (momentfm derives it
+    from t5_config for flan-t5 backbones) and the full flan-t5-large T5 config."""
+    cfg = moment_config("large")
+    cfg["d_model"] = None
+    cfg["t5_config"].update({"_name_or_path": "google/flan-t5-large", "n_positions": 512,
+                             "classifier_dropout": 0.0, "use_cache": True, "output_past": True})  # fmt: skip
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def large_weights():
+    """MOMENT-1-large-shaped safetensors (341 M parameters, random), built once and cached."""
+    folder = MODEL_CACHE / "random-init-large-seed0"
+    if not (folder / "model.safetensors").is_file():
+        write_random_init("large", 0, folder)
+    return folder / "model.safetensors"
+
+
+def hf_cache(root, weights=None, pickle_only=False):
+    snap = root / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / REVISION
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps(hub_config()))
+    if pickle_only:
+        (snap / "pytorch_model.bin").write_bytes(b"a pickle that must never be unpickled")
+    else:
+        os.symlink(weights, snap / "model.safetensors")  # the hub cache links blobs the same way
+    refs = snap.parent.parent / "refs"
+    refs.mkdir()
+    (refs / "main").write_text(REVISION)
+    return root
+
+
+def run_zero_shot(workdir, hf_home, runner, revision=REVISION):
+    # a short, narrow series: MOMENT-1-large scores about 5 sequences/s on 2 CPU cores
+    write_params(workdir, small_params(**{"model.checkpoint": REPO, "model.offline": True, "model.revision": revision,
+                                          "model.batch_size": 64, "data.synthetic.services": 2,
+                                          "window.length": 512, "window.train_stride": 64,
+                                          "window.eval_stride": 512}))  # fmt: skip
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    assert runner.invoke(window_app, []).exit_code == 0
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "stages.detect", "moment_zero_shot", "--no-progress"], cwd=workdir,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_hub_snapshot_in_the_cache_loads_offline_as_pretrained(workdir, runner, tmp_path, large_weights):
+    home = hf_cache(tmp_path / "hf", large_weights)
+    out = run_zero_shot(workdir, home, runner)
+    assert out.returncode == 0, out.stderr
+    assert "moment_zero_shot [pretrained]" in out.stdout
+    doc = json.loads(Layout(workdir).details("moment_zero_shot").read_text())
+    m = doc["model"]
+    assert m["pretrained"] is True and m["source"] == "hub" and m["checkpoint"] == REPO
+    assert m["revision"] == REVISION and m["parameters"] > 340_000_000
+    assert json.loads(Layout(workdir).metrics("moment_zero_shot").read_text())["pretrained"] is True
+
+
+def test_snapshot_with_only_a_pickle_is_refused(workdir, runner, tmp_path):
+    home = hf_cache(tmp_path / "hf", pickle_only=True)
+    out = run_zero_shot(workdir, home, runner)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no model.safetensors (it has pytorch_model.bin" in lines[0], out.stderr
+    assert not (workdir / "metrics").exists()
+    shutil.rmtree(home)
