@@ -69,7 +69,6 @@ def score(
     from momentad.io import atomic_file
     from momentad.loaders import RawData
     from momentad.preprocess import transform
-    from momentad.windows import window_index
 
     layout = Layout(root)
     info = _run_info(layout, method)
@@ -77,12 +76,8 @@ def score(
     frame = transform(raw, {"features": info["features"], "scaler": info["scaler"],
                             "quality": {"ffill_limit": info["ffill_limit"]}})  # fmt: skip
     det = load_detector(layout.model_dir(method))
-    length, stride = det._window(eval_=True)
-    from momentad.data import Split
-
     n = len(frame)
-    index = window_index(frame, min(length, n), min(stride, length, n))
-    scores = det.decision_function(Split("input", frame, info["features"], index))
+    scores = det.decision_function(frame[info["features"]])  # windowed as the stage windowed test
     threshold = float(info["threshold"]["value"])
     out = pd.DataFrame({"timestamp": frame["timestamp"], "score": scores, "flag": (scores > threshold).astype(int)})
     with atomic_file(output) as tmp:

@@ -358,28 +358,22 @@ def parse(raw: Any, origin: str = "params.yaml") -> Params:
     """Validate a whole params mapping (already read from YAML)."""
     if not isinstance(raw, dict):
         raise InputError(f"{origin}: expected a mapping of sections at the top level")
-    raw = dict(raw)
-    baselines = raw.pop("baselines", None)
-    # build() checks every other section; baselines' options need their detectors' Params
-    fields = {f.name for f in dataclasses.fields(Params)} - {"baselines"}
-    partial = {k: v for k, v in raw.items()}
-    unknown = [k for k in partial if k not in fields]
+    fields = [f.name for f in dataclasses.fields(Params)]
+    unknown = [k for k in raw if k not in fields]
     if unknown:
         close = difflib.get_close_matches(unknown[0], fields, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"known sections: {', '.join(sorted(fields))}, baselines"
+        hint = f"did you mean {close[0]}?" if close else f"known sections: {', '.join(sorted(fields))}"
         raise InputError(f"{origin}: {unknown[0]} is not a known section; {hint}")
     hints = typing.get_type_hints(Params)
     kwargs = {}
     for f in dataclasses.fields(Params):
-        if f.name == "baselines":
-            continue
-        if f.name not in partial:
+        if f.name not in raw:
             raise InputError(f"{origin}: section '{f.name}' is missing; copy it from the repository's params.yaml")
-        kwargs[f.name] = _convert(hints[f.name], partial[f.name], f.name)
+        if f.name == "baselines":  # its options need their detectors' Params (registry.configure)
+            kwargs[f.name] = _baselines(raw[f.name])
+            continue
+        kwargs[f.name] = _convert(hints[f.name], raw[f.name], f.name)
         _check_range(kwargs[f.name], f.metadata, f.name)
-    if baselines is None:
-        raise InputError(f"{origin}: section 'baselines' is missing; copy it from the repository's params.yaml")
-    kwargs["baselines"] = _baselines(baselines)
     return Params(**kwargs)
 
 

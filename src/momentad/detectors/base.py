@@ -62,7 +62,6 @@ class Detector:
 
     name: ClassVar[str]
     Params: ClassVar[type]  # the typed options (``baselines.<name>`` for baselines)
-    supervised: ClassVar[bool] = False  # reads train labels
     kind: ClassVar[str] = "baseline"  # baseline | foundation
     uses_anomalous_windows: bool = False  # budget draws may include windows holding anomalies
     device_: Any = "cpu"  # where the model runs, once fitted
@@ -105,10 +104,6 @@ class Detector:
 
     def _score(self, split: Split) -> np.ndarray:
         raise NotImplementedError
-
-    def channel_scores(self, split: Split) -> np.ndarray | None:
-        """(timesteps, KPIs) per-KPI evidence where the method has it, else None."""
-        return None
 
     # -- what outputs record ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -80,10 +80,6 @@ class MomentLora(MomentZeroShot):
     def uses_anomalous_windows(self) -> bool:  # type: ignore[override]
         return self.params.finetune.include_anomalous or self.classification
 
-    @property
-    def supervised(self) -> bool:  # type: ignore[override]
-        return self.classification
-
     def _adapt(self) -> int:
         """Quantise (optionally) and wrap the encoder with LoRA; returns quantised layer count."""
         from momentad.models.lora import add_lora, quantize_encoder

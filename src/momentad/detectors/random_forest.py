@@ -38,7 +38,6 @@ class RandomForestDetector(Detector):
 
     name = "random_forest"
     Params = RandomForestParams
-    supervised = True
 
     def _features(self, split: Split):
         return rolling_features(split.values, self.params.windows, STATS, names=split.features)

@@ -45,22 +45,6 @@ def baseline_names() -> list[str]:
     return sorted(n for n, c in _discover().items() if c.kind == "baseline")
 
 
-class _Names:
-    """A lazy, list-like view of the baseline names (discovery imports torch)."""
-
-    def __iter__(self):
-        return iter(baseline_names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in baseline_names()
-
-    def __len__(self) -> int:
-        return len(baseline_names())
-
-
-BASELINES = _Names()
-
-
 def make(name: str, seed: int = 0, progress: bool = False, **options: Any) -> Detector:
     """A baseline from keyword options, validated like ``baselines.<name>`` in params.yaml."""
     from momentad.config import build

@@ -93,7 +93,6 @@ class SDMAEParams:
 class SDMAEDetector(TorchDetector):
     name = "sd_mae"
     Params = SDMAEParams
-    supervised = True  # the margin term pushes away from patches labelled anomalous in train
 
     def _windows(self, split: Split, stride: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
