@@ -9,9 +9,9 @@ import typer
 from momentad import config
 from momentad.cli import setup_logging, stage
 from momentad.compare import (
+    best_per_detector,
     fault_recall_table,
     learning_curve,
-    learning_curve_wide,
     pr_curves,
     read_docs,
     read_scores,
@@ -32,7 +32,7 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_loc
 @stage
 def main(
     params: Path = typer.Option(
-        Path("params.yaml"), help="params file; `finetune.budgets` and `baselines.methods` name the rows to compare."
+        Path("params.yaml"), help="params file; `budget.sizes` and `baselines.methods` name the rows to compare."
     ),  # fmt: skip
     root: Path = typer.Option(Path("."), help="project folder (paths as in momentad.layout)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
@@ -43,42 +43,41 @@ def main(
     setup_logging(verbose)
     cfg = config.load(params)
     layout = Layout(root)
-    docs = read_docs(layout, method_ids(cfg))
+    docs, not_run = read_docs(layout, method_ids(cfg))
     frames, reference = {}, None
     for d in docs:
         frames[d["method"]] = read_scores(layout.scores(d["method"]), reference)
         reference = frames[d["method"]] if reference is None else reference
     tab = table(docs)
     order = list(tab["method"])
-    recall = fault_recall_table(docs, order)
-    curve = learning_curve(docs)
+    best = best_per_detector(tab)
+    recall = fault_recall_table(docs, best)
+    curve = learning_curve(tab, cfg.budget.sizes)
     moment_weights = "random-init" if (tab["weights"] == "random-init").any() else "pretrained"
 
     out = layout.compare_plots
     with atomic_file(out / "learning_curve.csv") as tmp:
-        learning_curve_wide(curve).round(6).to_csv(tmp, index=False)
+        curve.round(6).to_csv(tmp, index=False)
     learning_curve_png(curve, out / "learning_curve.png", moment_weights)
-    heatmap_png(
-        recall, out / "fault_type_recall.png", "Share of test fault events detected at the validation threshold"
-    )
-    pr_curves_png(pr_curves(frames, order), out / "pr_curves.png")
+    heatmap_png(recall, out / "fault_type_recall.png",
+                "Share of test fault events detected at the validation threshold (each detector's "
+                "best row)")  # fmt: skip
+    pr_curves_png(pr_curves(frames, best), out / "pr_curves.png")
     by = {d["method"]: d for d in docs}
-    series = {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in timeline_methods(order, docs)}
-    timeline_png(reference, series, out / "timeline.png", "Test period: best method and MOMENT (dashed: validation "
-                 "threshold)")  # fmt: skip
+    series = {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in timeline_methods(order)}
+    timeline_png(reference, series, out / "timeline.png", "Test period: best method and MOMENT, first draw (dashed: "
+                 "validation threshold)")  # fmt: skip
 
-    verdict = verdicts(docs, frames, tab, seed=cfg.seed)
+    verdict = verdicts(tab, docs, frames, cfg.budget.sizes, seed=cfg.seed)
     summ = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
     with atomic_file(layout.report) as tmp:
-        tmp.write_text(render_report(tab, recall, docs, verdict))
-    gap = summ.get("moment_minus_best_baseline_vus_pr")
-    typer.echo(
-        f"compare: {len(tab)} methods; best {summ['best_method']} (VUS-PR {summ['best_vus_pr']:.3f}); "
-        + (f"best MOMENT minus best baseline {gap:+.3f}; " if gap is not None else "")
-        + f"MOMENT weights {moment_weights} -> {layout.report}"
-    )
+        tmp.write_text(render_report(tab, recall, docs, verdict, not_run))
+    words = ", ".join(f"{b}: {v['verdict']} ({v['moment_minus_best_baseline']:+.3f})" for b, v in verdict.items())
+    typer.echo(f"compare: {len(tab)} rows ran, {len(not_run)} not run; best {summ['best_method']} "
+               f"(VUS-PR {summ['best_vus_pr']:.3f}); MOMENT ({moment_weights}) vs best baseline per budget: "
+               f"{words or 'n/a'} -> {layout.report}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""DVC stages `moment_zero_shot`, `moment_lora@<budget>` and `baseline@<name>`: one method id,
+"""DVC stages `moment_zero_shot`, `moment_lora@<budget>`, `baseline@<name>-<budget>` and
+`baseline_full@<name>`: one method id,
 run end to end by momentad.runner (fit, score val/test, threshold on val, evaluate, write)."""
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_loc
 def main(
     method: str = typer.Argument(
         ...,
-        help="method id: moment_zero_shot, moment_lora_<budget> (one per "
-        "finetune.budgets) or a name in baselines.methods.",
+        help="method id: moment_zero_shot, moment_lora_<budget>, <baseline>_<budget> (budget in "
+        "budget.sizes) or <baseline>_full (baseline in baselines.methods).",
     ),  # fmt: skip
     params: Path = typer.Option(Path("params.yaml"), help="params file; validated whole before any work."),
     root: Path = typer.Option(
@@ -32,8 +33,8 @@ def main(
     progress: bool = typer.Option(True, help="show progress bars while training and scoring."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
 ) -> None:
-    """Fit METHOD on the training split (its budget's windows for moment_lora_<budget>;
-    validation only for early stopping), score every val/test timestep, pick the threshold on
+    """Fit METHOD on the training split (its budget's stretch of it, once per draw in
+    budget.draws; validation only for early stopping), score every val/test timestep, pick the threshold on
     validation (`evaluate.threshold`), compute the test metrics and write scores, the saved
     model (safetensors / skops / peft adapter), headline metrics, details and plot data."""
     setup_logging(verbose)

@@ -31,7 +31,8 @@ def small_params(**overrides) -> dict:
     p["data"]["split"] = {"train": 0.7, "val": 0.15, "test": 0.15}  # the tests' expectations assume it
     p["window"].update({"length": 128, "train_stride": 32, "eval_stride": 128})
     p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
-    p["finetune"].update({"budgets": [8, 16], "epochs": 2, "batch_size": 8})
+    p["budget"].update({"sizes": [8, 16], "draws": 1})
+    p["finetune"].update({"epochs": 2, "batch_size": 8})
     for opts in p["baselines"].values():
         if isinstance(opts, dict) and "epochs" in opts:
             opts.update({"epochs": 2, "hidden" if "hidden" in opts else "d_model": 16})

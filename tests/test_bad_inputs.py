@@ -114,11 +114,11 @@ CASES = [
      "column 'svc_cpu' is entirely empty"),
     ("bad timestamp", lambda t: own_data(t, csv({(3, "timestamp"): "yesterday"})), PRE, [],
      "column 'timestamp' has an unparseable time 'yesterday'"),
-    ("truncated train parquet", lambda t: truncate(t, "data/processed/train.parquet"), DET, ["isolation_forest"],
+    ("truncated train parquet", lambda t: truncate(t, "data/processed/train.parquet"), DET, ["isolation_forest_full"],
      "data/processed/train.parquet: not a readable Parquet file"),
-    ("stale window index", lambda t: edit_json(t, "data/windows/windows.json", length=64), DET, ["isolation_forest"],
+    ("stale window index", lambda t: edit_json(t, "data/windows/windows.json", length=64), DET, ["isolation_forest_full"],
      "windows.json: built with other window params than params.yaml"),
-    ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, ["isolation_forest"],
+    ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, ["isolation_forest_full"],
      "schema.json / windows.json is not valid JSON"),
     ("model dir without safetensors", model_dir_without_safetensors, DET, ["moment_zero_shot"],
      "has no model.safetensors (it has pytorch_model.bin: pickle files are never loaded)"),
@@ -129,12 +129,12 @@ CASES = [
      "model.quantization=nf4 trains only on CUDA"),
     ("method not in params", lambda t: None, DET, ["moment_lora_7"], "method 'moment_lora_7' is not asked for"),
     ("score: missing KPI", lambda t: pd.read_csv(t / "new.csv").iloc[:, :-3].to_csv(t / "new.csv", index=False),
-     SCORE, ["--method", "isolation_forest"], "new.csv: missing KPI column(s)"),
+     SCORE, ["--method", "isolation_forest_full"], "new.csv: missing KPI column(s)"),
     ("score: unknown method", lambda t: None, SCORE, ["--method", "knn"], "unknown method 'knn'"),
     ("score: semicolon csv", lambda t: pd.read_csv(t / "new.csv").to_csv(t / "new.csv", index=False, sep=";"),
-     SCORE, ["--method", "isolation_forest"], "the header holds ';'"),
+     SCORE, ["--method", "isolation_forest_full"], "the header holds ';'"),
     ("score: inf in input", lambda t: pd.read_csv(t / "new.csv").assign(**{pd.read_csv(t / "new.csv").columns[1]:
-     np.inf}).to_csv(t / "new.csv", index=False), SCORE, ["--method", "isolation_forest"], "is infinite at row 0"),
+     np.inf}).to_csv(t / "new.csv", index=False), SCORE, ["--method", "isolation_forest_full"], "is infinite at row 0"),
 ]  # fmt: skip
 
 
@@ -151,7 +151,7 @@ def prepared(tmp_path_factory):
     os.chdir(root)
     try:
         r = CliRunner()
-        for app, args in ((preprocess_app, []), (window_app, []), (detect_app, ["isolation_forest", "--no-progress"])):
+        for app, args in ((preprocess_app, []), (window_app, []), (detect_app, ["isolation_forest_full", "--no-progress"])):
             assert r.invoke(app, args).exit_code == 0
         schema = json.loads((root / "data/processed/schema.json").read_text())
         test = pd.read_parquet(root / "data/processed/test.parquet")

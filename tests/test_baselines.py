@@ -117,9 +117,9 @@ def test_real_ucr_series_beats_random(runner, workdir, method):
                                 "data.split": {"train": 0.15, "val": 0.05, "test": 0.8},
                                 "window.length": 256, "window.eval_stride": 256,
                                 "evaluate.threshold": "percentile", f"baselines.{method}": defaults})  # fmt: skip
-    result = runner.invoke(detect_app, [method, "--no-progress"])
+    result = runner.invoke(detect_app, [f"{method}_full", "--no-progress"])
     assert result.exit_code == 0, result.output
-    doc = json.loads((workdir / f"reports/methods/{method}.json").read_text())
+    doc = json.loads((workdir / f"reports/methods/{method}_full.json").read_text())
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
     train = pd.read_parquet(workdir / "data/processed/train.parquet")
     window = find_period(train["value"].to_numpy())
@@ -137,7 +137,7 @@ def test_daphnet_excerpt_has_no_labels_and_is_refused(runner, workdir):
     d.rename(columns={"is_anomaly": "label"}).to_csv(workdir / "daphnet.csv", index=False)
     prepare(runner, workdir, **{"data.source": "trainticket", "data.path": "daphnet.csv", "window.length": 256,
                                 "window.eval_stride": 256})  # fmt: skip
-    result = runner.invoke(detect_app, ["isolation_forest", "--no-progress"])
+    result = runner.invoke(detect_app, ["isolation_forest_full", "--no-progress"])
     assert result.exit_code == 2 and "validation split, which has none" in result.output
 
 

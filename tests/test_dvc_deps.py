@@ -35,8 +35,8 @@ def test_the_check_catches_a_removed_dep():
     real = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     broken = copy.deepcopy(real)
     broken["stages"]["moment_zero_shot"]["deps"].remove("src/momentad/windows.py")
-    broken["stages"]["baseline"]["do"]["deps"] = [d for d in broken["stages"]["baseline"]["do"]["deps"]
-                                                 if d != "src/momentad/models"]  # fmt: skip
+    broken["stages"]["baseline"]["deps"] = [d for d in broken["stages"]["baseline"]["deps"]
+                                            if d != "src/momentad/models"]  # fmt: skip
     gaps = missing_deps(broken)
     assert gaps["moment_zero_shot"] == ["src/momentad/windows.py"]
     assert "src/momentad/models/device.py" in gaps["baseline"]

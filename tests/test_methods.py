@@ -20,15 +20,15 @@ from momentad.detectors.moment import window_batches
 from momentad.detectors.registry import baseline_names, configure
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
-from momentad.finetune import budget_windows
+from momentad.budgets import restrict, span
 from momentad.layout import Layout
 from momentad.models.lora import add_lora, quantize_encoder
 from momentad.models.moment import load_moment
 from momentad.training import INTERRUPT_ENV
 
 BASELINES = baseline_names()
-IDS = ["moment_zero_shot", "moment_lora_16", *BASELINES]
-HEADLINE = {"vus_pr", "vus_roc", "auc_pr", "f1", "precision", "recall", "pretrained"}
+IDS = ["moment_zero_shot", "moment_lora_16", *[f"{b}_full" for b in BASELINES], "isolation_forest_16", "tcn_ae_8"]
+HEADLINE = {"vus_pr", "vus_pr_std", "vus_pr_draws", "vus_roc", "auc_pr", "f1", "precision", "recall", "pretrained"}
 TEST_KEYS = {"vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1", "pa_f1", "event_f1", "r_f1", "affiliation_f1",
              "f1_at_val_threshold", "precision_at_val_threshold", "recall_at_val_threshold"}  # fmt: skip
 
@@ -68,7 +68,8 @@ def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
     assert doc["data"]["synthetic"] is True
     scores = pd.read_parquet(lay.scores(method))
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
-    assert list(scores.columns) == ["timestamp", "score", "label", "fault_type"]
+    assert list(scores.columns) == ["timestamp", "score", "label", "fault_type", "score_0"]
+    assert (scores["score"] == scores["score_0"]).all()
     assert (scores["timestamp"].to_numpy() == test["timestamp"].to_numpy()).all()
     assert np.isfinite(scores["score"]).all() and scores["score"].std() > 0
     pr = pd.read_csv(lay.pr_curve(method))
@@ -76,9 +77,10 @@ def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
     # saved model: safe formats only, and loading it back gives the same scores
     files = {p.name for p in lay.model_dir(method).rglob("*") if p.is_file()}
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".bin", ".pt", ".joblib"))], files
-    expected = {"moment_zero_shot": set(), "moment_lora_16": {"adapter_model.safetensors", "adapter_config.json"},
+    expected = {"moment_zero_shot": set(), "moment_lora": {"adapter_model.safetensors", "adapter_config.json"},
                 "isolation_forest": {"model.skops"}, "random_forest": {"model.skops"}}  # fmt: skip
-    assert {"detector.json", "run.json"} | expected.get(method, {"model.safetensors"}) <= files
+    detector = method.rsplit("_", 1)[0] if method[-1].isdigit() or method.endswith("_full") else method
+    assert {"detector.json", "run.json"} | expected.get(detector, {"model.safetensors"}) <= files
     splits, _, _ = load_splits()
     again = load_detector(lay.model_dir(method)).decision_function(splits["test"])
     np.testing.assert_allclose(again, scores["score"].to_numpy(), rtol=1e-5, atol=1e-7)
@@ -142,15 +144,51 @@ def test_threshold_never_sees_test_labels(runner, workdir):
 
 
 def test_budgets_are_nested_seeded_and_clean():
-    index = pd.DataFrame({"any_anomaly": np.arange(3000) % 5 == 0})
-    b100, b500, b1000 = (set(budget_windows(index, n, 42, 0, False)) for n in (100, 500, 1000))
-    assert len(b100) == 100 and b100 < b500 < b1000
-    assert not index["any_anomaly"].to_numpy()[list(b1000)].any()
-    assert set(budget_windows(index, 100, 42, 0, False)) == b100  # seeded
-    assert set(budget_windows(index, 100, 42, 1, False)) != b100  # another draw
-    assert index["any_anomaly"].to_numpy()[budget_windows(index, 2000, 42, 0, True)].any()
-    with pytest.raises(InputError, match="only 2400 anomaly-free training windows"):
-        budget_windows(index, 2500, 42, 0, False)
+    n = 3000
+    index = pd.DataFrame({"start": np.arange(n) * 8, "stop": np.arange(n) * 8 + 512,
+                          "any_anomaly": np.arange(n) % 5 == 0})  # fmt: skip
+    spans = {b: span(index, b, 1000, 42, 0, False) for b in (100, 500, 1000)}
+    assert spans[100][0] == spans[500][0] == spans[1000][0]  # one start per draw: nested stretches
+    assert spans[100][1] < spans[500][1] < spans[1000][1]
+    frame = pd.DataFrame({"label": np.zeros(n * 8 + 512, dtype=np.int8), "timestamp": 0, "fault_type": None})
+    train = type("S", (), {})  # a minimal Split stand-in for restrict
+    from momentad.data import Split
+
+    train = Split("train", frame, [], index)
+    for b, (lo, hi) in spans.items():
+        part = restrict(train, lo, hi)
+        assert len(part) == hi - lo and (part.index["start"] >= 0).all() and (part.index["stop"] <= hi - lo).all()
+        assert (~part.index["any_anomaly"]).sum() == b  # exactly b anomaly-free windows
+    assert span(index, 100, 1000, 42, 0, False) == spans[100]  # seeded
+    assert span(index, 100, 1000, 42, 1, False) != spans[100]  # another draw, another stretch
+    lo, hi = span(index, 100, 1000, 42, 0, True)
+    assert (hi - lo - 512) // 8 + 1 == 100  # counting every window: exactly 100 consecutive ones
+    from momentad.errors import NotRun
+
+    with pytest.raises(NotRun, match="budget 2500 needs 2500 anomaly-free training windows; the train split has 2400"):
+        span(index, 2500, 2500, 42, 0, False)
+
+
+def test_a_budget_the_data_cannot_supply_is_recorded_not_failed(runner, workdir):
+    from stages.compare import app as compare_app
+
+    prepare(runner, workdir, **{"budget.sizes": [1, 100000], "baselines.methods": ["random_forest"]})
+    lay = Layout(workdir)
+    # one anomaly-free window holds no label: the supervised forest cannot train on it
+    for method, reason in (("random_forest_1", "supervised, and its training rows hold no labelled anomaly"),
+                           ("moment_lora_100000", "budget 100000 needs 100000 anomaly-free training windows")):  # fmt: skip
+        result = detect(runner, method)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"{method}: not run: {reason}"), result.output
+        assert json.loads(lay.metrics(method).read_text())["status"].startswith(f"not run: {reason}")
+        assert pd.read_parquet(lay.scores(method)).empty and lay.pr_curve(method).is_file()
+    for method in ("moment_zero_shot", "moment_lora_1", "random_forest_100000", "random_forest_full"):
+        assert detect(runner, method).exit_code == 0
+    result = runner.invoke(compare_app, [])
+    assert result.exit_code == 0, result.output
+    report = (workdir / "reports/compare.md").read_text()
+    assert "## Not run" in report and "| random_forest_1 | 1 | not run: supervised" in report
+    assert "| moment_lora_100000 | 100000 | not run: budget 100000 needs" in report
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
@@ -160,10 +198,7 @@ def test_lora_trains_only_adapter_weights(runner, workdir, checkpointing):
     base, _ = load_moment("random-init:tiny", 42, MODEL_CACHE)
     base_before = {k: v.clone() for k, v in base.state_dict().items()}
     det = detector_class("moment_lora").from_config(cfg_here())
-    rows = budget_windows(splits["train"].index, 16, 42, 0, False)
-    import dataclasses
-
-    det.fit(dataclasses.replace(splits["train"], index=splits["train"].index.iloc[rows]), X_val=splits["val"])
+    det.fit(restrict(splits["train"], *span(splits["train"].index, 16, 16, 42, 0, False)), X_val=splits["val"])
     model = det.model_
     assert all(p.requires_grad == ("lora_" in n) for n, p in model.named_parameters())
     after = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
@@ -223,13 +258,25 @@ def test_corrupt_checkpoint_is_set_aside_and_training_restarts(runner, workdir):
 
 
 def test_several_draws_report_mean_and_spread(runner, workdir):
-    prepare(runner, workdir, **{"finetune.seeds": [0, 1], "finetune.epochs": 1})
-    assert detect(runner, "moment_lora_8").exit_code == 0
-    doc = json.loads(Layout(workdir).details("moment_lora_8").read_text())
+    prepare(runner, workdir, **{"budget.draws": 2, "finetune.epochs": 1})
+    lay = Layout(workdir)
+    docs = {}
+    for m in ("moment_lora_8", "lstm_ae_8", "random_forest_16"):
+        assert detect(runner, m).exit_code == 0
+        docs[m] = json.loads(lay.details(m).read_text())
+    doc = docs["moment_lora_8"]
     assert doc["draws"] == 2 and len(doc["per_draw"]) == 2
     vus = [d["vus_pr"] for d in doc["per_draw"]]
     assert doc["test"]["vus_pr"] == pytest.approx(np.mean(vus), abs=1e-6)
     assert doc["test_std"]["vus_pr"] == pytest.approx(np.std(vus), abs=1e-6)
+    head = json.loads(lay.metrics("moment_lora_8").read_text())
+    assert head["vus_pr_draws"] == {"0": vus[0], "1": vus[1]} and head["vus_pr_std"] == doc["test_std"]["vus_pr"]
+    assert [d["train_windows"] for d in doc["per_draw"]] == [8, 8]  # LoRA trains on exactly the budget
+    # draw k of every method at a budget trains on the same rows; the draws differ
+    rows = {m: [d["train_rows"] for d in docs[m]["per_draw"]] for m in docs}
+    assert rows["moment_lora_8"] == rows["lstm_ae_8"] and rows["moment_lora_8"][0] < rows["random_forest_16"][0]
+    scores = pd.read_parquet(lay.scores("lstm_ae_8"))
+    assert {"score_0", "score_1"} <= set(scores.columns) and not np.allclose(scores["score_0"], scores["score_1"])
 
 
 @pytest.mark.parametrize(
@@ -239,7 +286,8 @@ def test_several_draws_report_mean_and_spread(runner, workdir):
         ({"model.quantization": "nf4", "model.precision": "fp16"}, "moment_lora_8",
          "model.quantization=nf4 with model.precision=fp16"),
         ({"lora.target_modules": ["qkv"]}, "moment_lora_8", "lora.target_modules[0] must be one of"),
-        ({"finetune.budgets": [8, 100000]}, "moment_lora_100000", "finetune.budgets has 100000"),
+        ({"budget.sizes": [8, 8]}, "moment_lora_8", "budget.sizes repeats a budget"),
+        ({"budget.draws": 0}, "moment_lora_8", "budget.draws=0 is out of range; use a value in [1, 100]"),
         ({"zero_shot.channel_reduce": "median"}, "moment_zero_shot", "zero_shot.channel_reduce must be one of"),
         ({}, "moment_lora_7", "method 'moment_lora_7' is not asked for by params.yaml"),
         ({}, "knn", "method 'knn' is not asked for by params.yaml"),
@@ -280,14 +328,14 @@ def test_outputs_are_readable_by_the_group(runner, workdir):
     prepare(runner, workdir)
     old = os.umask(0o022)
     try:
-        assert detect(runner, "isolation_forest").exit_code == 0
+        assert detect(runner, "isolation_forest_full").exit_code == 0
     finally:
         os.umask(old)
     lay = Layout(workdir)
-    for path in (lay.metrics("isolation_forest"), lay.details("isolation_forest"), lay.pr_curve("isolation_forest"),
-                 lay.scores("isolation_forest"), lay.model_dir("isolation_forest") / "run.json"):  # fmt: skip
+    m = "isolation_forest_full"
+    for path in (lay.metrics(m), lay.details(m), lay.pr_curve(m), lay.scores(m), lay.model_dir(m) / "run.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
-    assert stat.S_IMODE(lay.model_dir("isolation_forest").stat().st_mode) == 0o755
+    assert stat.S_IMODE(lay.model_dir(m).stat().st_mode) == 0o755
 
 
 def test_same_results_with_one_or_two_threads(runner, workdir):
@@ -303,8 +351,8 @@ def test_same_results_with_one_or_two_threads(runner, workdir):
     for t in ("1", "2"):
         env = {**os.environ, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t,
                "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
-        out = subprocess.run([sys.executable, "-m", "stages.detect", "tcn_ae", "--no-progress"], cwd=workdir, env=env,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "stages.detect", "tcn_ae_16", "--no-progress"], cwd=workdir,
+                             env=env, capture_output=True, text=True)  # fmt: skip
         assert out.returncode == 0, out.stderr
-        got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae"))["score"].to_numpy()
+        got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae_16"))["score"].to_numpy()
     np.testing.assert_array_equal(got["1"], got["2"])

@@ -5,9 +5,7 @@ import re
 import subprocess
 
 import yaml
-from tests.conftest import ROOT, dvc
-
-from momentad.detectors.registry import baseline_names
+from tests.conftest import ROOT, dvc, small_params, write_params
 
 
 def ran(output: str) -> set[str]:
@@ -15,10 +13,20 @@ def ran(output: str) -> set[str]:
 
 
 def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
+    # two baselines (one supervised) keep the run short; two draws exercise the intervals
+    write_params(repo_copy, small_params(**{"baselines.methods": ["isolation_forest", "random_forest"],
+                                            "budget.draws": 2}))  # fmt: skip
     first = dvc(repo_copy, "repro")
     assert first.returncode == 0, first.stderr + first.stdout
     stages = {"preprocess", "window", "moment_zero_shot", "moment_lora@8", "moment_lora@16", "compare"}
-    assert stages | {f"baseline@{m}" for m in baseline_names()} == ran(first.stdout)
+    stages |= {f"baseline@{m}-{b}" for m in ("isolation_forest", "random_forest") for b in (8, 16)}
+    stages |= {"baseline_full@isolation_forest", "baseline_full@random_forest"}
+    assert stages == ran(first.stdout)
+    summary = json.loads((repo_copy / "metrics/compare.json").read_text())
+    assert set(summary["verdict"]) == {"8", "16", "full"} and set(summary["vus_pr"]["isolation_forest"]) == {
+        "8", "16", "full"}  # fmt: skip
+    head = json.loads((repo_copy / "metrics/isolation_forest_16.json").read_text())
+    assert set(head["vus_pr_draws"]) == {"0", "1"}
     assert first.stdout.rstrip().count("\n") < 120, "a run prints a short summary per stage, not noise"
     noise = [line for line in (first.stdout + first.stderr).splitlines() if "WARNING" in line or "Warning" in line]
     assert not noise, noise
@@ -51,7 +59,8 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     assert shown.returncode == 0, shown.stderr
     rendered = json.loads(shown.stdout)["data"]
     declared = yaml.safe_load((repo_copy / "dvc.yaml").read_text())
-    expected = {"plots/pr/moment_zero_shot.csv", "plots/pr/isolation_forest.csv", "plots/pr/moment_lora_16.csv",
+    expected = {"plots/pr/moment_zero_shot.csv", "plots/pr/isolation_forest_full.csv", "plots/pr/moment_lora_16.csv",
+                "plots/pr/isolation_forest_8.csv",
                 "plots/training/moment_lora_8.csv"}  # fmt: skip
     expected |= {k if isinstance(k, str) else next(iter(k)) for k in declared["plots"]}
     for key in expected:
@@ -75,7 +84,7 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
                 assert not re.search(r'"title": "(x|y|step|value)"', spec), spec[:300]
                 assert (
                     '"title": "recall (share' in spec
-                    or '"title": "fine-tune budget' in spec
+                    or '"title": "training windows (log scale' in spec
                     or '"title": "epoch"' in spec
                 ), spec[:300]
 
@@ -86,10 +95,13 @@ def test_stages_declare_exactly_the_params_they_read():
     assert stages["window"]["params"] == ["window"]
     assert "data" not in stages["moment_zero_shot"]["params"] and "zero_shot" in stages["moment_zero_shot"]["params"]
     ft = stages["moment_lora"]["do"]["params"]
-    assert "lora" in ft and "finetune.budgets" not in ft and "finetune" not in ft
+    assert "lora" in ft and "budget" in ft and "finetune" not in ft
     assert not any(p.startswith(("data", "baselines")) for p in ft)
-    # every finetune.* key the stage reads (all but budgets, which dvc.yaml's foreach reads) is declared
+    # every finetune.* key the stage reads is declared
     from momentad.config import FinetuneParams
 
-    keys = {f"finetune.{k}" for k in FinetuneParams.__dataclass_fields__} - {"finetune.budgets"}
+    keys = {f"finetune.{k}" for k in FinetuneParams.__dataclass_fields__}
     assert keys == {p for p in ft if p.startswith("finetune.")}
+    # baselines read their own section, the budget and evaluation, never MOMENT's
+    for params in (stages["baseline"]["params"], stages["baseline_full"]["do"]["params"]):
+        assert not any(p.startswith(("lora", "finetune", "model", "zero_shot")) for p in params), params

@@ -16,7 +16,7 @@ from momentad import config, loaders
 from momentad.app import app as momentad_app
 from momentad.layout import Layout
 
-METHODS = ["moment_lora_16", "isolation_forest"]
+METHODS = ["moment_lora_16", "isolation_forest_full"]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_score_reproduces_the_stage_vus_pr(runner, trained, method):
 
 def test_without_labels_it_only_scores(runner, trained):
     pd.read_csv(trained / "test.csv").drop(columns="label").to_csv(trained / "nolabel.csv", index=False)
-    result = runner.invoke(momentad_app, ["score", "--method", "isolation_forest", "-i", "nolabel.csv", "-o", "o.csv"])
+    result = runner.invoke(momentad_app, ["score", "--method", "isolation_forest_full", "-i", "nolabel.csv", "-o", "o.csv"])
     assert result.exit_code == 0 and "VUS-PR" not in result.output
     assert len(pd.read_csv(trained / "o.csv")) == len(pd.read_csv(trained / "nolabel.csv"))
 
@@ -61,10 +61,10 @@ def test_without_labels_it_only_scores(runner, trained):
     [
         (["--method", "knn"], "unknown method 'knn'"),
         (["--method", "moment_lora_500"], "method 'moment_lora_500' is not trained yet"),
-        (["--method", "isolation_forest", "-i", "missing.csv"], "missing.csv: file not found"),
-        (["--method", "isolation_forest", "-i", "dropped.csv"], "missing KPI column(s)"),
+        (["--method", "isolation_forest_full", "-i", "missing.csv"], "missing.csv: file not found"),
+        (["--method", "isolation_forest_full", "-i", "dropped.csv"], "missing KPI column(s)"),
         (
-            ["--method", "isolation_forest", "-i", "semicolon.csv"],
+            ["--method", "isolation_forest_full", "-i", "semicolon.csv"],
             "the header holds ';': save the file comma-separated",
         ),
     ],

@@ -20,15 +20,23 @@ from momentad.layout import Layout, parse
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False, no_args_is_help=True)
 
 
-def _run_info(layout: Layout, method: str) -> dict:
+def _run_info(layout: Layout, method: str, listing: bool = False) -> dict:
     from momentad.detectors.registry import detector_class
 
-    detector_class(parse(method).detector)  # an unknown method fails here, naming the known ones
+    try:
+        mid = parse(method)
+    except InputError:
+        detector_class(method)  # not a detector either: the error names the known ones
+        raise
+    detector_class(mid.detector)  # an unknown method fails here, naming the known ones
     path = layout.model_dir(method) / "run.json"
     if not path.is_file():
         raise InputError(f"method {method!r} is not trained yet ({path} missing); run `dvc repro {parse(method).stage}`"
                          " (`momentad methods` lists the trained ones)")  # fmt: skip
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    if info.get("status", "ok") != "ok" and not listing:
+        raise InputError(f"method {method!r} has no model: {info['status']}; pick another (`momentad methods`)")
+    return info
 
 
 def read_input(path: Path) -> pd.DataFrame:
@@ -50,7 +58,7 @@ def read_input(path: Path) -> pd.DataFrame:
 @app.command()
 @stage
 def score(
-    method: str = typer.Option(..., help="method id as in metrics/ (e.g. moment_lora_100, isolation_forest)."),
+    method: str = typer.Option(..., help="method id as in metrics/ (e.g. moment_lora_100, isolation_forest_full)."),
     input: Path = typer.Option(
         ...,
         "--input",
@@ -103,7 +111,10 @@ def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> Non
     if not found:
         raise InputError(f"{folder}: no trained method; run `make run` (or `dvc repro`) first")
     for m in found:
-        info = _run_info(layout, m)
+        info = _run_info(layout, m, listing=True)
+        if info.get("status", "ok") != "ok":
+            typer.echo(f"{m:24s} {info['status']}")
+            continue
         weights = "pretrained" if info["model"].get("pretrained") else info["model"].get("source", "")
         typer.echo(f"{m:24s} {weights:22s} threshold {info['threshold']['value']:.6g} ({info['threshold']['rule']})")
 

@@ -1,4 +1,10 @@
-"""Gathering every method's metrics and scores into one comparison (the `compare` stage)."""
+"""Gathering every method's metrics and scores into one comparison (the `compare` stage).
+
+Rows are method ids: one per (detector, budget). A budget label is ``0`` (zero-shot), a
+``budget.sizes`` entry, or ``full``. The question is asked per budget: the best MOMENT row at
+that budget (zero-shot needs no training windows, so it competes at every budget) against the
+best baseline at the same budget.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,27 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from momentad.errors import InputError
-from momentad.layout import LORA, ZERO_SHOT, Layout, parse, read_details
+from momentad.layout import FULL, LORA, ZERO_SHOT, Layout, parse, read_details
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 
 
-def read_docs(layout: Layout, ids: list[str]) -> list[dict[str, Any]]:
-    """The detail document of every method id the params name; files left over from other
-    settings are ignored, a missing one is an error naming the stage to run."""
-    docs = []
+def read_docs(layout: Layout, ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(ran, not run): the detail documents of every method id the params name; files left
+    over from other settings are ignored, a missing one is an error naming the stage to run."""
+    ran, not_run = [], []
     for mid in ids:
         doc = read_details(layout, mid)
+        if doc.get("status", "ok") != "ok":
+            not_run.append(doc)
+            continue
         for key in ("method", "test", "runtime", "model", "threshold"):
             if key not in doc:
                 raise InputError(f"{layout.details(mid)}: missing '{key}'; run `dvc repro -f {parse(mid).stage}`")
-        docs.append(doc)
-    return docs
+        ran.append(doc)
+    if not ran:
+        raise InputError("no method ran on this data (every one says `not run`); see reports/methods/*.json")
+    return ran, not_run
 
 
 def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -39,8 +50,9 @@ def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFra
     missing = [c for c in SCORE_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; re-run its stage")
-    if not np.isfinite(df["score"].to_numpy(dtype=float)).all():
-        raise InputError(f"{path}: column 'score' holds NaN or infinite values; re-run its stage")
+    score_cols = ["score", *draw_columns(df)]
+    if not np.isfinite(df[score_cols].to_numpy(dtype=float)).all():
+        raise InputError(f"{path}: a score column holds NaN or infinite values; re-run its stage")
     if reference is not None and (
         len(df) != len(reference) or (df["timestamp"].values != reference["timestamp"].values).any()
     ):
@@ -48,9 +60,19 @@ def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFra
     return df
 
 
+def draw_columns(frame: pd.DataFrame) -> list[str]:
+    """``score_<draw>`` columns, in draw order."""
+    cols = [c for c in frame.columns if c.startswith("score_") and c[6:].isdigit()]
+    return sorted(cols, key=lambda c: int(c[6:]))
+
+
 def kind(doc: dict[str, Any]) -> str:
     """moment_zero_shot | moment_lora | baseline"""
     return doc["detector"] if doc["detector"] in (ZERO_SHOT, LORA) else "baseline"
+
+
+def budget_label(doc: dict[str, Any]) -> str:
+    return "0" if doc["budget"] is None else str(doc["budget"])
 
 
 def weights(doc: dict[str, Any]) -> str:
@@ -60,19 +82,27 @@ def weights(doc: dict[str, Any]) -> str:
 
 
 def table(docs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per method, sorted by VUS-PR."""
+    """One row per method id, sorted by mean test VUS-PR."""
     rows = []
     for d in docs:
         t, r = d["test"], d["runtime"]
+        per = d.get("per_draw", [])
         rows.append({
-            "method": d["method"], "kind": kind(d), "weights": weights(d),
-            "budget": (d["budget"] or 0) if kind(d) != "baseline" else None,
+            "method": d["method"], "detector": d["detector"], "kind": kind(d), "weights": weights(d),
+            "budget": budget_label(d), "draws": d.get("draws", 1),
+            "train_windows": int(np.mean([p["train_windows"] for p in per])) if per and "train_windows" in per[0]
+            else None,
             "vus_pr": t["vus_pr"], "vus_pr_std": d.get("test_std", {}).get("vus_pr"), "vus_roc": t["vus_roc"],
             "auc_pr": t["auc_pr"], "f1": t["f1_at_val_threshold"], "precision": t["precision_at_val_threshold"],
             "recall": t["recall_at_val_threshold"], "fit_s": r.get("fit_s"), "score_s": r.get("score_s"),
             "peak_rss_mb": r.get("peak_rss_mb"), "peak_gpu_mb": r.get("peak_gpu_mb"),
         })  # fmt: skip
     return pd.DataFrame(rows).sort_values("vus_pr", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def best_per_detector(tab: pd.DataFrame) -> list[str]:
+    """Each detector's best row (by mean test VUS-PR), best first."""
+    return list(tab.drop_duplicates("detector")["method"])
 
 
 def fault_recall_table(docs: list[dict[str, Any]], order: list[str]) -> pd.DataFrame:
@@ -82,21 +112,23 @@ def fault_recall_table(docs: list[dict[str, Any]], order: list[str]) -> pd.DataF
     return pd.DataFrame([[by[m].get(t, np.nan) for t in types] for m in order], index=order, columns=types)
 
 
-def learning_curve(docs: list[dict[str, Any]]) -> pd.DataFrame:
-    """x = budget (0 = zero-shot); MOMENT's points, and each baseline as a flat reference line."""
-    moment = sorted((d for d in docs if kind(d) != "baseline"), key=lambda d: d["budget"] or 0)
-    budgets = [d["budget"] or 0 for d in moment] or [0]
+def learning_curve(tab: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
+    """Long form, one row per (detector, budget): x = training windows (``full`` = every train
+    window, at the right); zero-shot, which trains on nothing, is drawn at every budget."""
+    full_windows = tab.loc[tab["budget"] == FULL, "train_windows"].dropna()
+    x_full = int(full_windows.max()) if len(full_windows) else None
     rows = []
-    for d in moment:
-        rows.append({"budget": d["budget"] or 0, "series": "MOMENT", "vus_pr": d["test"]["vus_pr"],
-                     "vus_pr_std": d.get("test_std", {}).get("vus_pr", 0.0),
-                     "f1": d["test"]["f1_at_val_threshold"]})  # fmt: skip
-    for d in docs:
-        if kind(d) == "baseline":
-            for b in budgets:
-                rows.append({"budget": b, "series": d["method"], "vus_pr": d["test"]["vus_pr"], "vus_pr_std": 0.0,
-                             "f1": d["test"]["f1_at_val_threshold"]})  # fmt: skip
-    return pd.DataFrame(rows)
+    for r in tab.itertuples():
+        if r.kind == ZERO_SHOT:
+            xs = [(str(b), b) for b in budgets] + ([(FULL, x_full)] if x_full else [])
+        elif r.budget == FULL:
+            xs = [(FULL, x_full)]
+        else:
+            xs = [(r.budget, int(r.budget))]
+        for label, x in xs:
+            rows.append({"method": r.detector, "budget": label, "train_windows": x, "vus_pr": r.vus_pr,
+                         "vus_pr_std": r.vus_pr_std or 0.0, "draws": r.draws})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["method", "train_windows"], kind="stable").reset_index(drop=True)
 
 
 def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -104,20 +136,12 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None)
     mean test VUS-PR of every method at every budget (``vus_pr.<method>.<budget>``) and, per
     budget, the verdict with its interval."""
     moment = tab[tab["kind"] != "baseline"]
-    base = tab[tab["kind"] == "baseline"]
     out: dict[str, Any] = {"best_method": tab.iloc[0]["method"], "best_vus_pr": round(float(tab.iloc[0]["vus_pr"]), 6)}
     if len(moment):
         out["moment_pretrained"] = bool((moment["weights"] == "pretrained").all())
-        out.update(best_moment=moment.iloc[0]["method"], best_moment_vus_pr=round(float(moment.iloc[0]["vus_pr"]), 6))
-    if len(base):
-        out.update(best_baseline=base.iloc[0]["method"], best_baseline_vus_pr=round(float(base.iloc[0]["vus_pr"]), 6))
-    if len(moment) and len(base):
-        out["moment_minus_best_baseline_vus_pr"] = round(float(moment.iloc[0]["vus_pr"] - base.iloc[0]["vus_pr"]), 6)
     vp: dict[str, dict[str, float]] = {}
     for r in tab.itertuples():
-        name = LORA if r.kind == LORA else r.method
-        budget = "full" if r.kind == "baseline" else str(int(r.budget))
-        vp.setdefault(name, {})[budget] = round(float(r.vus_pr), 6)
+        vp.setdefault(r.detector, {})[r.budget] = round(float(r.vus_pr), 6)
     out["vus_pr"] = vp
     if verdict:
         out["verdict"] = {b: {k: v[k] for k in ("moment_minus_best_baseline", "ci_low", "ci_high", "verdict")}
@@ -125,34 +149,56 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None)
     return out
 
 
-def verdicts(docs: list[dict[str, Any]], frames: dict[str, pd.DataFrame], tab: pd.DataFrame,
-             seed: int = 0, replicates: int = 200) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Per MOMENT budget (0 = zero-shot): that MOMENT row minus the best baseline in test VUS-PR,
-    with a 95% interval (paired over draws when both sides have several, else a paired block
-    bootstrap over test events) and a verdict word."""
-    from momentad.stats import block_bootstrap_diff, paired_draws_diff, verdict
+def verdicts(tab: pd.DataFrame, docs: list[dict[str, Any]], frames: dict[str, pd.DataFrame], budgets: list[int],
+             seed: int = 0, replicates: int = 100) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per budget (each ``budget.sizes`` entry and ``full``): the best MOMENT row usable at that
+    budget minus the best baseline at it, in mean test VUS-PR over draws, with a 95% interval
+    from a paired bootstrap over test events and draws, and a verdict word."""
+    from momentad.stats import paired_draws_diff, two_level_bootstrap, verdict
 
     by = {d["method"]: d for d in docs}
-    base = tab[tab["kind"] == "baseline"]
-    if base.empty:
-        return {}
-    best = base.iloc[0]["method"]
     out = {}
-    for d in sorted((d for d in docs if kind(d) != "baseline"), key=lambda d: d["budget"] or 0):
-        m = d["method"]
-        boot = block_bootstrap_diff(frames[m]["label"].to_numpy(), frames[m]["score"].to_numpy(),
-                                    frames[best]["score"].to_numpy(), int(d["sliding_window"]), replicates,
-                                    seed)  # fmt: skip
-        draws = paired_draws_diff([p["vus_pr"] for p in d.get("per_draw", [])],
-                                  [p["vus_pr"] for p in by[best].get("per_draw", [])])  # fmt: skip
-        ci = draws or boot
-        out[str(d["budget"] or 0)] = {
-            "moment": m, "best_baseline": best, "moment_minus_best_baseline": round(ci["diff"], 6),
-            "ci_low": round(ci["ci_low"], 6), "ci_high": round(ci["ci_high"], 6),
-            "verdict": verdict(ci["ci_low"], ci["ci_high"]), "interval": ci["method"],
-            "bootstrap": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in boot.items()},
+    for b in [*map(str, budgets), FULL]:
+        base = tab[(tab["kind"] == "baseline") & (tab["budget"] == b)]
+        moment = tab[tab["kind"] != "baseline"]
+        if b != FULL:  # at full, MOMENT's best row at any budget
+            moment = moment[moment["budget"].isin(["0", b])]
+        if base.empty or moment.empty:
+            continue
+        m, best = moment.iloc[0]["method"], base.iloc[0]["method"]
+        sa, sb = _paired(_draw_scores(frames[m]), _draw_scores(frames[best]))
+        boot = two_level_bootstrap(frames[m]["label"].to_numpy(), np.stack(list(sa.values())),
+                                   np.stack(list(sb.values())), int(by[m]["sliding_window"]), replicates,
+                                   seed)  # fmt: skip
+        va, vb = _paired(*({p["draw"]: p["vus_pr"] for p in by[x].get("per_draw", [])} for x in (m, best)))
+        draws = paired_draws_diff(list(va.values()), list(vb.values()))
+        out[b] = {
+            "moment": m, "best_baseline": best, "moment_minus_best_baseline": round(boot["diff"], 6),
+            "ci_low": round(boot["ci_low"], 6), "ci_high": round(boot["ci_high"], 6),
+            "verdict": verdict(boot["ci_low"], boot["ci_high"]), "interval": boot["method"],
+            "draws_only": None if draws is None else {k: (round(v, 6) if isinstance(v, float) else v)
+                                                      for k, v in draws.items()},
         }  # fmt: skip
     return out
+
+
+def _draw_scores(frame: pd.DataFrame) -> dict[int, np.ndarray]:
+    """{draw: test scores} (draw 0 only for single-draw methods)."""
+    cols = draw_columns(frame)
+    if not cols:
+        return {0: frame["score"].to_numpy(dtype=np.float64)}
+    return {int(c[6:]): frame[c].to_numpy(dtype=np.float64) for c in cols}
+
+
+def _paired(a: dict[int, Any], b: dict[int, Any]) -> tuple[dict[int, Any], dict[int, Any]]:
+    """The draws both sides ran (draw k of two methods trained on the same rows); a single-draw
+    side (zero-shot, which does not train) pairs with every draw of the other."""
+    if len(a) == 1 and len(b) > 1:
+        a = {k: next(iter(a.values())) for k in b}
+    if len(b) == 1 and len(a) > 1:
+        b = {k: next(iter(b.values())) for k in a}
+    common = sorted(set(a) & set(b))
+    return {k: a[k] for k in common}, {k: b[k] for k in common}
 
 
 def pr_curves(frames: dict[str, pd.DataFrame], order: list[str], points: int = 400) -> dict[str, tuple]:
@@ -165,7 +211,7 @@ def pr_curves(frames: dict[str, pd.DataFrame], order: list[str], points: int = 4
     return curves
 
 
-def timeline_methods(order: list[str], docs: list[dict[str, Any]]) -> list[str]:
+def timeline_methods(order: list[str]) -> list[str]:
     """The best method, the best MOMENT row and zero-shot: the rows worth a timeline."""
     shown = [order[0]]
     shown += [m for m in order if m.startswith("moment") and m not in shown][:1]
@@ -191,65 +237,88 @@ def answer_lines(verdict: dict[str, dict[str, Any]], weights: str) -> list[str]:
     """One sentence per budget answering the question, with its interval."""
     out = []
     for b, v in verdict.items():
-        where = "zero-shot" if b == "0" else f"LoRA on {b} training windows"
-        out.append(f"- **Budget {b}** ({where}, {weights} weights): MOMENT is **{v['verdict']}** against the "
-                   f"best baseline `{v['best_baseline']}` — test VUS-PR difference "
-                   f"{v['moment_minus_best_baseline']:+.3f}, 95% interval [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] "
-                   f"({v['interval']}).")  # fmt: skip
+        where = ("on the full train split (MOMENT: its best row at any budget)" if b == FULL
+                 else f"{b} training windows")  # fmt: skip
+        out.append(f"- **Budget {b}** ({where}; MOMENT {weights}): MOMENT (`{v['moment']}`) is **{v['verdict']}** "
+                   f"against the best baseline `{v['best_baseline']}` — test VUS-PR difference "
+                   f"{v['moment_minus_best_baseline']:+.3f}, 95% interval "
+                   f"[{v['ci_low']:+.3f}, {v['ci_high']:+.3f}].")  # fmt: skip
     return out
 
 
+def _recall_cell(share: float, n: int) -> str:
+    from momentad.stats import wilson
+
+    if not np.isfinite(share):
+        return ""
+    lo, hi = wilson(int(round(share * n)), n)
+    return f"{share:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
 def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, Any]],
-                  verdict: dict[str, dict[str, Any]] | None = None) -> str:  # fmt: skip
+                  verdict: dict[str, dict[str, Any]] | None = None,
+                  not_run: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
     """reports/compare.md: the answer per budget, the ranked table, per-fault-type recall,
-    detection delays and the weights caveat."""
+    detection delays, what did not run and the weights caveat."""
     data = docs[0].get("data", {})
     lines = ["# Does MOMENT beat the classic detectors?", ""]
     random_init = (tab["weights"] == "random-init").any()
     if verdict:
-        lines += answer_lines(verdict, "RANDOM-INIT (not pretrained)" if random_init else "pretrained")
-        lines += ["", "The baselines here trained on the whole train split (not yet on each budget); the interval "
-                  "resamples test events (a block = an event and the normal rows after it), pairing both methods "
-                  "on the same blocks.", ""]  # fmt: skip
+        lines += answer_lines(verdict, "with RANDOM-INIT weights, not pretrained" if random_init else "pretrained")
+        reps = next(iter(verdict.values()))["interval"]
+        lines += ["", f"Every method trains at every budget on the same stretches of the train split (a budget of N "
+                  "= N consecutive training windows from a seeded start per draw; the 100 begin the 500). Each "
+                  f"difference is the mean over draws; its interval is a {reps}: a replicate resamples test events "
+                  "(an event with the normal rows after it) and draws (draw k of both methods saw the same "
+                  "training rows), the same for both methods. Verdict: better / worse when the whole interval is "
+                  "on one side of zero, else not distinguishable. `reports/methods/<id>.json` holds every draw.",
+                  ""]  # fmt: skip
     if random_init:
         lines += [CAVEAT, ""]
     lines += [
         f"Data: `{data.get('source', '?')}` ({data.get('name', '')})"
         + (" — **synthetic** TrainTicket-like telemetry" if data.get("synthetic") else ""),
         "",
-        "Ranked by **VUS-PR** on the test split (threshold-free, the headline). F1 / precision / recall use the "
-        "threshold chosen on the validation split. Oracle-threshold scores (standard, PA, event, range, affiliation "
-        "F1) are in each `reports/methods/*.json`; PA-F1 inflates and is never a headline.",
+        "Ranked by mean **VUS-PR** on the test split over draws (± standard deviation; threshold-free, the "
+        "headline). F1 / precision / recall use the threshold chosen on the validation split. Oracle-threshold "
+        "scores are in each `reports/methods/*.json`; PA-F1 inflates and is never a headline.",
         "",
-        "| # | method | weights | budget | VUS-PR | VUS-ROC | AUC-PR | F1 | precision | recall | fit s | score s "
-        "| peak RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| # | method | weights | budget | draws | train windows | VUS-PR | VUS-ROC | AUC-PR | F1 | precision "
+        "| recall | fit s | score s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for i, r in enumerate(tab.itertuples(), 1):
         vus = _fmt(r.vus_pr) + (f" ± {r.vus_pr_std:.3f}" if r.vus_pr_std and r.vus_pr_std > 0 else "")
-        budget = "" if r.budget is None or (isinstance(r.budget, float) and np.isnan(r.budget)) else int(r.budget)
+        windows = "" if r.train_windows is None or pd.isna(r.train_windows) else int(r.train_windows)
         lines.append(
-            f"| {i} | {r.method} | {r.weights} | {budget} | {vus} | {_fmt(r.vus_roc)} | {_fmt(r.auc_pr)} | "
-            f"{_fmt(r.f1)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.fit_s, 1)} | {_fmt(r.score_s, 1)} | "
-            f"{_fmt(r.peak_rss_mb, 0)} |"
+            f"| {i} | {r.method} | {r.weights} | {r.budget} | {r.draws} | {windows} | {vus} | {_fmt(r.vus_roc)} | "
+            f"{_fmt(r.auc_pr)} | {_fmt(r.f1)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.fit_s, 1)} | "
+            f"{_fmt(r.score_s, 1)} |"
         )
-    lines += ["", "## Which faults each method catches", "", "Share of the test split's fault events with at "
-              "least one step flagged at the validation threshold; the header gives each type's number of test "
-              "events (n), and with so few events a share carries a wide interval: 95% Wilson intervals for "
-              "1 of 1, 0 of 1, 3 of 5 are [0.21, 1], [0, 0.79], [0.23, 0.88].", ""]  # fmt: skip
-    cols = list(recall.columns)
+    if not_run:
+        lines += ["", "## Not run", "", "| method | budget | reason |", "| --- | --- | --- |"]
+        lines += [f"| {d['method']} | {d['budget']} | {d['status']} |" for d in not_run]
+    partial = [d for d in docs if d.get("not_run_draws")]
+    if partial:
+        lines += ["", "Draws that could not run (the row's mean is over the others): "
+                  + "; ".join(f"`{d['method']}` draw {s['draw']} ({s['reason']})" for d in partial
+                              for s in d["not_run_draws"]) + "."]  # fmt: skip
     events = docs[0].get("fault_type_events", {})
+    lines += ["", "## Which faults each method catches", "", "Each detector's best row. Share of the test split's "
+              "fault events with at least one step flagged at the validation threshold (mean over draws), with a "
+              "95% Wilson interval over the n events of that type.", ""]  # fmt: skip
+    cols = list(recall.columns)
     lines.append("| method | " + " | ".join(f"{c} (n={events.get(c, '?')})" for c in cols) + " |")
     lines.append("| --- |" + " --- |" * len(cols))
     for m, row in recall.iterrows():
-        lines.append(f"| {m} | " + " | ".join(_fmt(v, 2) for v in row) + " |")
+        lines.append(f"| {m} | " + " | ".join(_recall_cell(v, int(events.get(c, 0))) for c, v in row.items()) + " |")
     lines += [
         "",
         "## How fast each method flags a fault",
         "",
         "Per test fault event: time from its first labelled step to the first step flagged at the validation "
-        "threshold (inside the event). Median and 90th percentile over the detected events; missed events are "
-        "counted apart.",
+        "threshold (inside the event), for the first draw. Median and 90th percentile over the detected events; "
+        "missed events are counted apart.",
         "",
         "| method | events | detected | missed | median delay | p90 delay |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -268,17 +337,3 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, 
     lines += ["", "Plots: `plots/compare/` (learning curve, PR curves, recall heatmap, timeline); "
               "`dvc plots show` renders them with the per-method plots.", ""]  # fmt: skip
     return "\n".join(lines)
-
-
-def learning_curve_wide(curve: pd.DataFrame) -> pd.DataFrame:
-    """The DVC-plot form: one row per budget, MOMENT and the best baseline side by side."""
-    m = curve[curve["series"] == "MOMENT"].set_index("budget")
-    base = curve[curve["series"] != "MOMENT"]
-    out = pd.DataFrame({"budget": m.index, "moment_vus_pr": m["vus_pr"].values,
-                        "moment_vus_pr_std": m["vus_pr_std"].values, "moment_f1": m["f1"].values})  # fmt: skip
-    if len(base):
-        best = base.groupby("series")["vus_pr"].max().idxmax()
-        b = base[base["series"] == best].iloc[0]
-        out["best_baseline_vus_pr"] = b["vus_pr"]
-        out["best_baseline_f1"] = b["f1"]
-    return out

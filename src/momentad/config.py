@@ -284,11 +284,21 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
-    budgets: list[int] = rng(ge=1)
-    seeds: list[int] = rng(ge=0)
-    objective: Literal["reconstruction", "classification"]
+class BudgetParams:
+    sizes: list[int] = rng(ge=1)
+    draws: int = rng(ge=1, le=100)
     include_anomalous: bool
+
+    def check(self) -> None:
+        if not self.sizes:
+            raise _fail("budget.sizes", "is empty; use e.g. [100, 500, 1000]")
+        if len(set(self.sizes)) != len(self.sizes):
+            raise _fail("budget.sizes", f"repeats a budget ({self.sizes}); list distinct sizes")
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    objective: Literal["reconstruction", "classification"]
     channels_per_window: int = rng(ge=1)
     epochs: int = rng(ge=1, le=1000)
     batch_size: int = rng(ge=1)
@@ -299,12 +309,6 @@ class FinetuneParams:
     patience: int = rng(ge=1)
     mask_ratio: float = rng(ge=0.05, le=0.95)
     gradient_checkpointing: bool
-
-    def check(self) -> None:
-        if not self.seeds:
-            raise _fail("finetune.seeds", "is empty; use e.g. [0] or [0, 1, 2]")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise _fail("finetune.seeds", f"repeats a draw ({self.seeds}); list distinct seeds")
 
 
 LORA_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
@@ -339,6 +343,7 @@ class Params:
     model: ModelParams
     zero_shot: ZeroShotParams
     evaluate: EvaluateParams
+    budget: BudgetParams
     finetune: FinetuneParams
     lora: LoraParams
     baselines: BaselinesParams

@@ -12,22 +12,7 @@ import numpy as np
 import torch
 
 from momentad.data import Split
-from momentad.errors import InputError
 from momentad.windows import CONTEXT_LENGTH, materialize
-
-
-def budget_windows(index, budget: int, seed: int, draw: int, include_anomalous: bool) -> np.ndarray:
-    """Rows of the train window index for a budget: a seeded permutation of the eligible
-    windows, cut at ``budget`` — so the 100 lie inside the 500, inside the 1,000."""
-    eligible = np.arange(len(index)) if include_anomalous else np.flatnonzero(~index["any_anomaly"].to_numpy())
-    if budget > len(eligible):
-        kind = "training windows" if include_anomalous else "anomaly-free training windows"
-        raise InputError(
-            f"params.yaml: finetune.budgets has {budget} but there are only {len(eligible)} {kind}; "
-            "lower the budget, lower window.train_stride, or set finetune.include_anomalous: true"
-        )
-    order = np.random.default_rng([seed, draw]).permutation(eligible)
-    return np.sort(order[:budget])
 
 
 def sequences(split: Split, rows: np.ndarray, channels_per_window: int, seed: int, draw: int,

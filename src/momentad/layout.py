@@ -1,9 +1,10 @@
 """Where every output lives, by method id: one module that stages, ``compare`` and
 ``momentad score`` share, so ids, DVC stage names and file names always agree.
 
-Method ids: ``moment_zero_shot``; ``moment_lora_<budget>`` (one per ``finetune.budgets``);
-one per baseline in ``baselines.methods`` (its name). DVC stage of an id: ``moment_zero_shot``,
-``moment_lora@<budget>``, ``baseline@<name>``.
+Method ids: ``moment_zero_shot`` (budget 0); ``<detector>_<budget>`` for every method at every
+``budget.sizes`` (``moment_lora_100``, ``isolation_forest_500``); ``<baseline>_full`` on the
+whole train split. DVC stage of an id: ``moment_zero_shot``, ``moment_lora@<budget>``,
+``baseline@<name>-<budget>``, ``baseline_full@<name>``.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from momentad.errors import InputError
 
 ZERO_SHOT = "moment_zero_shot"
 LORA = "moment_lora"
-_LORA_ID = re.compile(rf"^{LORA}_(\d+)$")
+FULL = "full"
+_ID = re.compile(r"^(?P<detector>[a-z][a-z0-9_]*?)_(?P<budget>\d+|full)$")
 
 
 @dataclass(frozen=True)
 class MethodId:
-    """A method id split into the detector that runs it and its training budget (None = all)."""
+    """A method id split into the detector that runs it and its training budget
+    (windows, ``"full"``, or None for zero-shot)."""
 
     id: str
     detector: str
-    budget: int | None = None
+    budget: int | str | None = None
 
     @property
     def stage(self) -> str:
@@ -35,22 +38,28 @@ class MethodId:
             return ZERO_SHOT
         if self.detector == LORA:
             return f"{LORA}@{self.budget}"
-        return f"baseline@{self.detector}"
+        if self.budget == FULL:
+            return f"baseline_full@{self.detector}"
+        return f"baseline@{self.detector}-{self.budget}"
 
 
 def parse(method_id: str) -> MethodId:
-    """``moment_lora_100`` -> (moment_lora, 100); any other id is its own detector."""
-    m = _LORA_ID.match(method_id)
-    if m:
-        return MethodId(method_id, LORA, int(m.group(1)))
-    if method_id == LORA:
-        raise InputError(f"method id {LORA!r} needs a budget, e.g. {LORA}_100 (one per finetune.budgets)")
-    return MethodId(method_id, method_id)
+    """``moment_lora_100`` -> (moment_lora, 100); ``tcn_ae_full`` -> (tcn_ae, "full")."""
+    if method_id == ZERO_SHOT:
+        return MethodId(method_id, ZERO_SHOT)
+    m = _ID.match(method_id)
+    if not m:
+        raise InputError(f"method id {method_id!r} needs a budget suffix, e.g. {method_id}_100 or {method_id}_full "
+                         "(`momentad methods` lists them)")  # fmt: skip
+    budget = m.group("budget")
+    return MethodId(method_id, m.group("detector"), FULL if budget == FULL else int(budget))
 
 
 def method_ids(cfg) -> list[str]:
     """Every method id the params ask for, in pipeline order."""
-    return [ZERO_SHOT] + [f"{LORA}_{b}" for b in cfg.finetune.budgets] + list(cfg.baselines.methods)
+    sizes = cfg.budget.sizes
+    return ([ZERO_SHOT] + [f"{LORA}_{b}" for b in sizes]
+            + [f"{m}_{b}" for m in cfg.baselines.methods for b in [*sizes, FULL]])  # fmt: skip
 
 
 @dataclass(frozen=True)

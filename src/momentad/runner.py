@@ -1,10 +1,12 @@
 """One runner for every method: fit -> score val and test -> threshold on validation ->
 evaluate -> write outputs. Every model stage is a thin call of :func:`run`.
 
-Budgets: a method id with a budget (``moment_lora_100``) trains on that many windows of the
-train split's window index, a seeded permutation cut at the budget (nested: the 100 lie inside
-the 500), once per draw in ``finetune.seeds``; metrics report the mean over draws, the
-standard deviation and every draw. The first draw's scores and model are the ones saved.
+Budgets: a method id with a budget (``isolation_forest_100``) trains on that budget's stretch
+of the train split (momentad.budgets), once per draw in ``budget.draws``; ``_full`` ids train on
+the whole split with a different model seed per draw. Metrics report the mean over draws, the
+standard deviation and every draw; the scores file holds every draw's scores (``score_<k>``)
+and ``score`` = the first draw's, whose model is the one saved. A draw the data cannot supply
+(see :class:`momentad.errors.NotRun`) is recorded as ``not run: <reason>``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
+from momentad.budgets import restrict, span
 from momentad.config import Params, as_dict
 from momentad.data import Split, load_splits
 from momentad.detectors.base import Detector
 from momentad.detectors.registry import detector_class
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.evaluate import evaluate, peak_rss_mb, scores_frame, sliding_window
-from momentad.finetune import budget_windows
 from momentad.io import atomic_dir, atomic_file, write_json
-from momentad.layout import Layout, method_ids, parse
+from momentad.layout import FULL, Layout, method_ids, parse
 
 log = logging.getLogger(__name__)
 HEADLINE = {"vus_pr": "vus_pr", "vus_roc": "vus_roc", "auc_pr": "auc_pr", "f1": "f1_at_val_threshold",
@@ -52,27 +54,47 @@ def _peak_gpu_mb(det: Detector) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
+def budget_split(train: Split, budget: int | str | None, cfg: Params, draw: int) -> Split:
+    """The train rows a (budget, draw) gets: all of them for zero-shot and ``full``."""
+    if budget is None or budget == FULL:
+        return train
+    b = cfg.budget
+    lo, hi = span(train.index, int(budget), max(b.sizes), cfg.seed, draw, b.include_anomalous)
+    return restrict(train, lo, hi)
+
+
+def counted_windows(train: Split, cfg: Params) -> int:
+    """Windows of a training stretch that count toward a budget (anomaly-free ones unless
+    ``budget.include_anomalous``): the learning curve's x."""
+    if cfg.budget.include_anomalous or not len(train.index):
+        return len(train.index)
+    return int((~train.index["any_anomaly"]).sum())
+
+
 def fit_and_score(method_id: str, cfg: Params, splits: dict[str, Split], layout: Layout, data_key: str,
-                  progress: bool = False) -> list[dict[str, Any]]:  # fmt: skip
-    """Every draw of one method id: fitted detector, val/test scores, evaluation, timings."""
+                  progress: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """Every draw of one method id: fitted detector, val/test scores, evaluation, timings;
+    and the draws that could not run, with their reasons."""
     mid = parse(method_id)
     cls = detector_class(mid.detector)
-    draws = cfg.finetune.seeds if mid.budget is not None else [0]
+    draws = range(cfg.budget.draws) if mid.budget is not None else [0]
     window = sliding_window(cfg.evaluate, splits["train"])
-    out = []
+    out, skipped = [], []
     for draw in draws:
         key = _run_key({"id": method_id, "draw": draw, "params": as_dict(cfg), "data": data_key})
         det = cls.from_config(cfg, progress=progress, draw=draw, state_dir=layout.state_dir(method_id) / key)
-        train = splits["train"]
-        if mid.budget is not None:
-            rows = budget_windows(train.index, mid.budget, cfg.seed, draw, det.uses_anomalous_windows)
-            train = dataclasses.replace(train, index=train.index.iloc[rows].reset_index(drop=True))
-        if _device_type(det) == "cuda":
-            import torch
+        try:
+            train = budget_split(splits["train"], mid.budget, cfg, draw)
+            if _device_type(det) == "cuda":
+                import torch
 
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        det.fit(train, X_val=splits["val"])
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            det.fit(train, X_val=splits["val"])
+        except NotRun as e:
+            log.info("%s draw %d: not run (%s)", method_id, draw, e)
+            skipped.append({"draw": draw, "reason": str(e)})
+            continue
         fit_s = time.perf_counter() - t0
         val_scores = det.score(splits["val"])
         t1 = time.perf_counter()
@@ -81,9 +103,9 @@ def fit_and_score(method_id: str, cfg: Params, splits: dict[str, Split], layout:
         result = evaluate(splits["val"], val_scores, splits["test"], test_scores, cfg.evaluate, window)
         log.info("%s draw %d: VUS-PR %.4f", method_id, draw, result["test"]["vus_pr"])
         out.append({"draw": draw, "detector": det, "val_scores": val_scores, "test_scores": test_scores,
-                    "result": result, "fit_s": fit_s, "score_s": score_s,
-                    "peak_gpu_mb": _peak_gpu_mb(det)})  # fmt: skip
-    return out
+                    "result": result, "fit_s": fit_s, "score_s": score_s, "peak_gpu_mb": _peak_gpu_mb(det),
+                    "train_rows": len(train), "train_windows": counted_windows(train, cfg)})  # fmt: skip
+    return out, skipped
 
 
 def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], layout: Layout) -> None:
@@ -120,10 +142,40 @@ def run(method_id: str, cfg: Params, layout: Layout = Layout(), progress: bool =
     splits, schema, meta = load_splits(layout.processed, layout.windows)
     check_windows(cfg, splits, meta, layout)
     data_key = _run_key({"schema": schema, "windows": meta})
-    draws = fit_and_score(method_id, cfg, splits, layout, data_key, progress)
+    draws, skipped = fit_and_score(method_id, cfg, splits, layout, data_key, progress)
+    if not draws:
+        doc = not_run_doc(method_id, cfg, skipped, schema)
+        write_not_run(method_id, doc, splits, layout)
+        return doc
     doc = summarise(method_id, cfg, draws, splits, schema)
-    write_outputs(method_id, doc, draws[0], splits, schema, layout)
+    doc["not_run_draws"] = skipped
+    write_outputs(method_id, doc, draws, splits, schema, layout)
     return doc
+
+
+def not_run_doc(method_id: str, cfg: Params, skipped: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
+    """The detail document of a method id none of whose draws could run."""
+    mid = parse(method_id)
+    reasons = sorted({s["reason"] for s in skipped})
+    return {"method": method_id, "detector": mid.detector, "budget": mid.budget,
+            "status": "not run: " + "; ".join(reasons),
+            "draws": 0, "not_run_draws": skipped,
+            "data": {"source": schema["source"], "name": schema["name"], "synthetic": schema["synthetic"]}}  # fmt: skip
+
+
+def write_not_run(method_id: str, doc: dict[str, Any], splits: dict[str, Split], layout: Layout) -> None:
+    """Every output a stage declares, saying ``not run: <reason>`` (DVC needs the paths)."""
+    with atomic_dir(layout.model_dir(method_id)) as tmp:
+        write_json(tmp / "run.json", {"method": method_id, "status": doc["status"]})
+    for split in ("test", "val"):
+        with atomic_file(layout.scores(method_id, split)) as tmp:
+            scores_frame(splits[split], np.zeros(len(splits[split]))).iloc[:0].to_parquet(tmp, index=False)
+    with atomic_file(layout.pr_curve(method_id)) as tmp:
+        pd.DataFrame({"recall": [], "precision": []}).to_csv(tmp, index=False)
+    with atomic_file(layout.details(method_id)) as tmp:
+        write_json(tmp, doc)
+    with atomic_file(layout.metrics(method_id)) as tmp:
+        write_json(tmp, {"status": doc["status"]})
 
 
 def summarise(method_id: str, cfg: Params, draws: list[dict[str, Any]], splits: dict[str, Split],
@@ -143,11 +195,17 @@ def summarise(method_id: str, cfg: Params, draws: list[dict[str, Any]], splits: 
         "method": method_id,
         "detector": mid.detector,
         "budget": mid.budget,
+        "status": "ok",
         "test": {k: round(float(v), 6) for k, v in tests.mean().items()},
         "test_std": {k: round(float(v), 6) for k, v in tests.std(ddof=0).fillna(0.0).items()},
         "draws": len(draws),
         "per_draw": [
-            {"draw": d["draw"], **{k: d["result"]["test"][k] for k in ("vus_pr", "auc_pr", "f1_at_val_threshold")}}
+            {
+                "draw": d["draw"],
+                "train_rows": d["train_rows"],
+                "train_windows": d["train_windows"],
+                **{k: d["result"]["test"][k] for k in ("vus_pr", "auc_pr", "f1_at_val_threshold")},
+            }
             for d in draws
         ],  # fmt: skip
         **{k: v for k, v in first["result"].items() if k != "test"},
@@ -161,14 +219,17 @@ def summarise(method_id: str, cfg: Params, draws: list[dict[str, Any]], splits: 
 
 def headline(doc: dict[str, Any]) -> dict[str, Any]:
     """What `dvc metrics show` / `dvc exp show` display for a method: a handful of numbers."""
-    out = {k: doc["test"][v] for k, v in HEADLINE.items()}
+    out: dict[str, Any] = {k: doc["test"][v] for k, v in HEADLINE.items()}
+    out["vus_pr_std"] = doc["test_std"]["vus_pr"]
+    out["vus_pr_draws"] = {str(d["draw"]): d["vus_pr"] for d in doc["per_draw"]}
     out["pretrained"] = bool(doc["model"].get("pretrained", False))
     return out
 
 
-def write_outputs(method_id: str, doc: dict[str, Any], first: dict[str, Any], splits: dict[str, Split],
+def write_outputs(method_id: str, doc: dict[str, Any], draws: list[dict[str, Any]], splits: dict[str, Split],
                   schema: dict[str, Any], layout: Layout) -> None:  # fmt: skip
     """Scores, model artifacts, metrics, details and plot data, each written atomically."""
+    first = draws[0]
     det: Detector = first["detector"]
     with atomic_dir(layout.model_dir(method_id)) as tmp:
         det.save(tmp)
@@ -176,9 +237,12 @@ def write_outputs(method_id: str, doc: dict[str, Any], first: dict[str, Any], sp
                     "features": schema["features"], "scaler": schema["scaler"],
                     "ffill_limit": schema["quality"]["ffill_limit"], "model": doc["model"]}  # fmt: skip
         write_json(tmp / "run.json", run_info)
-    for split, scores in (("test", first["test_scores"]), ("val", first["val_scores"])):
+    for split in ("test", "val"):
+        frame = scores_frame(splits[split], first[f"{split}_scores"])
+        for d in draws:
+            frame[f"score_{d['draw']}"] = np.asarray(d[f"{split}_scores"], dtype=np.float64)
         with atomic_file(layout.scores(method_id, split)) as tmp:
-            scores_frame(splits[split], scores).to_parquet(tmp, index=False)
+            frame.to_parquet(tmp, index=False)
     test = splits["test"]
     p, r, _ = precision_recall_curve(test.labels, first["test_scores"])
     step = max(1, len(p) // 500)  # a few hundred points draw the same curve
@@ -195,6 +259,8 @@ def write_outputs(method_id: str, doc: dict[str, Any], first: dict[str, Any], sp
 
 def echo_summary(doc: dict[str, Any]) -> str:
     """The one line a stage prints on success."""
+    if doc.get("status", "ok") != "ok":
+        return f"{doc['method']}: {doc['status']}"
     t, m, r = doc["test"], doc["model"], doc["runtime"]
     weights = ""
     if m.get("source") in ("hub", "local", "random-init"):

@@ -1,10 +1,12 @@
 """Uncertainty for the comparison: how sure is "MOMENT minus the best baseline"?
 
-- ``block_bootstrap_diff``: a paired block bootstrap over the test series. Blocks are the test
-  events, each with the normal stretch that follows it (the stretch before the first event is a
-  block too), so an event and its aftermath stay together; a replicate resamples blocks with
-  replacement, concatenates the *same* blocks for both methods and recomputes each method's
-  VUS-PR. The 2.5 / 97.5 percentiles of the difference give a 95% interval.
+- ``two_level_bootstrap``: a paired bootstrap over the test series and the draws. Blocks are
+  the test events, each with the normal stretch that follows it (the stretch before the first
+  event is a block too), so an event and its aftermath stay together; a replicate resamples
+  blocks with replacement, concatenates the *same* blocks for both methods, resamples the draws
+  in pairs (draw k of both methods trained on the same rows) and recomputes the mean VUS-PR
+  difference. The 2.5 / 97.5 percentiles give a 95% interval covering both the test events'
+  and the training data's variability.
 - ``paired_draws_diff``: when both methods ran several draws (training-data samples and seeds),
   a t interval on the per-draw differences.
 - ``wilson``: the 95% interval of a detection share (k of n events).
@@ -32,25 +34,29 @@ def event_blocks(labels: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:] + [n], strict=True))
 
 
-def block_bootstrap_diff(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, window: int,
-                         replicates: int = 200, seed: int = 0) -> dict[str, float]:  # fmt: skip
-    """VUS-PR(a) - VUS-PR(b) on the test series with a paired block-bootstrap 95% interval."""
+def two_level_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, window: int,
+                        replicates: int = 100, seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """Mean over paired draws of VUS-PR(a) - VUS-PR(b), with a 95% interval from resampling
+    test-event blocks and draws together. ``scores_*``: (draws, timesteps), rows paired."""
     labels = np.asarray(labels).astype(np.int8)
-    a, b = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
-    point = vus(labels, a, window)[1] - vus(labels, b, window)[1]
+    a, b = np.atleast_2d(scores_a), np.atleast_2d(scores_b)
+    k = a.shape[0]
+    point = float(np.mean([vus(labels, a[i], window)[1] - vus(labels, b[i], window)[1] for i in range(k)]))
     blocks = event_blocks(labels)
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(replicates):
         pick = rng.integers(0, len(blocks), len(blocks))
+        draws = rng.integers(0, k, k)
         rows = np.concatenate([np.arange(*blocks[i]) for i in pick])
         y = labels[rows]
         if y.all() or not y.any():
             continue
-        diffs.append(vus(y, a[rows], window)[1] - vus(y, b[rows], window)[1])
+        per = {i: vus(y, a[i, rows], window)[1] - vus(y, b[i, rows], window)[1] for i in set(draws.tolist())}
+        diffs.append(np.mean([per[i] for i in draws]))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"diff": float(point), "ci_low": float(lo), "ci_high": float(hi), "replicates": len(diffs),
-            "blocks": len(blocks), "method": "paired block bootstrap over test events"}  # fmt: skip
+    return {"diff": point, "ci_low": float(lo), "ci_high": float(hi), "replicates": len(diffs), "blocks": len(blocks),
+            "draws": k, "method": f"paired bootstrap over test events and draws ({len(diffs)} replicates)"}  # fmt: skip
 
 
 def paired_draws_diff(a: list[float], b: list[float]) -> dict[str, float] | None:

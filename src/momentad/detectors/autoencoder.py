@@ -27,7 +27,7 @@ from momentad.config import rng
 from momentad.data import Split
 from momentad.detectors.base import TorchDetector
 from momentad.detectors.features import STATS, kpi_importance, rolling_features
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.models.device import resolve_device
 from momentad.training import LoopConfig, TrainLoop
 from momentad.windows import starts
@@ -92,7 +92,8 @@ class AutoencoderDetector(TorchDetector):
     def _loss_weights(self, train: Split, channels: int) -> np.ndarray:
         if self.params.loss == "rf_weighted":
             if train.labels.sum() == 0:
-                raise InputError(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies in train; use mse")
+                raise NotRun(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies; its training rows "
+                             "hold none")  # fmt: skip
             feats = rolling_features(train.values, [10, 30], STATS, names=train.features)
             rf = RandomForestClassifier(n_estimators=self.RF_TREES, max_depth=10, class_weight="balanced_subsample",
                                         random_state=self.seed, n_jobs=-1, max_samples=0.5)  # fmt: skip

@@ -63,7 +63,6 @@ class Detector:
     name: ClassVar[str]
     Params: ClassVar[type]  # the typed options (``baselines.<name>`` for baselines)
     kind: ClassVar[str] = "baseline"  # baseline | foundation
-    uses_anomalous_windows: bool = False  # budget draws may include windows holding anomalies
     device_: Any = "cpu"  # where the model runs, once fitted
 
     def __init__(self, params: Any, seed: int = 0, progress: bool = False):
@@ -75,7 +74,9 @@ class Detector:
     @classmethod
     def from_config(cls, cfg, progress: bool = False, **run: Any) -> Detector:
         """Build from the validated params tree (``run`` carries draw / state_dir where used)."""
-        return cls(cfg.baselines.options[cls.name], cfg.seed, progress)
+        from momentad.budgets import draw_seed
+
+        return cls(cfg.baselines.options[cls.name], draw_seed(cfg.seed, run.get("draw", 0)), progress)
 
     # -- the interface ------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, X_val: Any = None) -> Detector:

@@ -1,7 +1,8 @@
 """MOMENT + LoRA: few-shot fine-tuning of MOMENT's encoder on a budget of training windows.
 
-The runner hands ``fit`` a train split whose window index holds exactly the budget's windows
-(seeded, nested across budgets). LoRA adapters (``lora.*``, peft) go on the T5 encoder with
+The runner hands ``fit`` the budget's stretch of the train split (momentad.budgets); the
+reconstruction objective trains on its anomaly-free windows (exactly the budget). LoRA
+adapters (``lora.*``, peft) go on the T5 encoder with
 every base weight frozen; the objective (``finetune.objective``) is masked-patch
 ``reconstruction`` (label-free) or a supervised patch ``classification`` head. Training runs
 in :class:`momentad.training.TrainLoop` (AdamW, warm-up + cosine, early stopping on validation
@@ -22,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from momentad.config import FinetuneParams, LoraParams, ModelParams, WindowParams, ZeroShotParams
+from momentad.config import BudgetParams, FinetuneParams, LoraParams, ModelParams, WindowParams, ZeroShotParams
 from momentad.data import Split
 from momentad.detectors.moment import MomentZeroShot
 from momentad.detectors.registry import register
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.finetune import fault_channel_weights, patch_mask, sequences
 from momentad.training import LoopConfig, TrainLoop
 
@@ -38,6 +39,7 @@ class MomentLoraParams:
     model: ModelParams
     zero_shot: ZeroShotParams
     window: WindowParams
+    budget: BudgetParams
     finetune: FinetuneParams
     lora: LoraParams
 
@@ -69,7 +71,7 @@ class MomentLora(MomentZeroShot):
 
     @classmethod
     def from_config(cls, cfg, progress: bool = False, **run: Any) -> MomentLora:
-        p = MomentLoraParams(cfg.model, cfg.zero_shot, cfg.window, cfg.finetune, cfg.lora)
+        p = MomentLoraParams(cfg.model, cfg.zero_shot, cfg.window, cfg.budget, cfg.finetune, cfg.lora)
         return cls(p, cfg.seed, progress, run.get("draw", 0), run.get("state_dir"))
 
     @property
@@ -77,8 +79,8 @@ class MomentLora(MomentZeroShot):
         return self.params.finetune.objective == "classification"
 
     @property
-    def uses_anomalous_windows(self) -> bool:  # type: ignore[override]
-        return self.params.finetune.include_anomalous or self.classification
+    def uses_anomalous_windows(self) -> bool:
+        return self.params.budget.include_anomalous or self.classification
 
     def _adapt(self) -> int:
         """Quantise (optionally) and wrap the encoder with LoRA; returns quantised layer count."""
@@ -106,15 +108,18 @@ class MomentLora(MomentZeroShot):
         self.model_.to(self.device_)
         if self.classification:
             self.head_ = PatchHead(self.model_.config.d_model).to(self.device_)
-        rows = np.arange(len(train.index))
+        any_anomaly = train.index["any_anomaly"].to_numpy()
+        rows = np.arange(len(train.index)) if self.uses_anomalous_windows else np.flatnonzero(~any_anomaly)
+        if len(rows) == 0:
+            raise NotRun("the training span holds no anomaly-free window")
         weights = fault_channel_weights(train, rows) if self.classification else None
         self._train = sequences(train, rows, ft.channels_per_window, self.seed, self.draw, weights)
         if val is None:
             raise InputError("moment_lora needs a validation split for early stopping")
         self._val = sequences(val, np.arange(len(val.index)), ft.channels_per_window, self.seed, self.draw)
         if self.classification and self._train["labels"].sum() == 0:
-            raise InputError(f"finetune.objective=classification: the {len(rows)} drawn windows hold no anomaly; "
-                             "raise the budget")  # fmt: skip
+            raise NotRun(f"finetune.objective=classification: the {len(rows)} training windows hold no labelled "
+                         "anomaly")  # fmt: skip
         pos = float(self._train["labels"].mean())
         self._pos_weight = (1 - pos) / pos if self.classification and pos > 0 else 1.0  # class imbalance
         cfg = LoopConfig(epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr, patience=ft.patience,

@@ -20,7 +20,7 @@ from momentad.detectors.base import Detector
 from momentad.detectors.features import STATS, kpi_importance, rolling_features
 from momentad.detectors.registry import register
 from momentad.detectors.sklearn_io import load_estimator, save_estimator
-from momentad.errors import InputError
+from momentad.errors import NotRun
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,7 @@ class RandomForestDetector(Detector):
     def _fit(self, train: Split, val: Split | None) -> None:
         y = train.labels
         if y.sum() == 0:
-            raise InputError("random_forest is supervised but the train split has no labelled anomalies; "
-                             "drop it from baselines.methods")  # fmt: skip
+            raise NotRun("supervised, and its training rows hold no labelled anomaly")
         x = self._features(train)
         p = self.params
         self.feature_names_ = list(x.columns)

@@ -1,0 +1,54 @@
+"""Training budgets shared by every method: which slice of the train split a (budget, draw) gets.
+
+A budget of N is N consecutive training windows (``window.length`` steps, ``window.train_stride``
+apart) starting at a seeded position per draw: a stretch of history, the few-shot question an
+SRE meets with a new service ("I have a day of telemetry"). Windows holding labelled anomalies
+do not count toward N unless ``budget.include_anomalous``; the stretch then runs on past them.
+Draws are nested: per draw, the 100-window stretch is the start of the 500, of the 1,000.
+
+Every method at a budget gets the same rows: label-free methods train on the anomaly-free
+windows inside, methods that use labels see only the labels inside. ``full`` is the whole train
+split; its draws differ only in the model's seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from momentad.data import Split
+from momentad.errors import NotRun
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The model seed of a draw: ``seed`` itself for draw 0, a stable derived seed otherwise
+    (below 2**31 so scikit-learn's ``random_state`` takes it)."""
+    if draw == 0:
+        return seed
+    from momentad.training import hash_int
+
+    return hash_int(seed, "draw", draw) % 2**31
+
+
+def span(index, size: int, largest: int, seed: int, draw: int, include_anomalous: bool) -> tuple[int, int]:
+    """[lo, hi) train rows of budget ``size`` in draw ``draw``; ``largest`` is the biggest budget
+    (the shared start is drawn so that it fits too, which nests the budgets)."""
+    eligible = np.arange(len(index)) if include_anomalous else np.flatnonzero(~index["any_anomaly"].to_numpy())
+    if size > len(eligible):
+        kind = "training windows" if include_anomalous else "anomaly-free training windows"
+        raise NotRun(f"budget {size} needs {size} {kind}; the train split has {len(eligible)}")
+    room = len(eligible) - min(largest, len(eligible))
+    first = int(np.random.default_rng([seed, draw]).integers(0, room + 1))
+    chosen = eligible[first : first + size]
+    return int(index["start"].iloc[chosen[0]]), int(index["stop"].iloc[chosen[-1]])
+
+
+def restrict(split: Split, lo: int, hi: int) -> Split:
+    """The rows [lo, hi) of a split as a split of its own, with the windows that lie inside."""
+    frame = split.frame.iloc[lo:hi].reset_index(drop=True)
+    idx = split.index
+    inside = idx[(idx["start"] >= lo) & (idx["stop"] <= hi)].copy()
+    inside["start"] -= lo
+    inside["stop"] -= lo
+    return dataclasses.replace(split, frame=frame, index=inside.reset_index(drop=True))
