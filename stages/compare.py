@@ -68,7 +68,7 @@ def main(
     timeline_png(reference, series, out / "timeline.png", "Test period: best method and MOMENT, first draw (dashed: "
                  "validation threshold)")  # fmt: skip
 
-    verdict = verdicts(tab, docs, frames, cfg.budget.sizes, seed=cfg.seed)
+    verdict = verdicts(tab, docs, frames, cfg.budget.sizes, seed=cfg.seed, workers=cfg.threads)
     summ = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)

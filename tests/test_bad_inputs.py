@@ -71,6 +71,7 @@ def model_dir_without_safetensors(tmp: Path) -> None:
 
 
 PRE, DET, SCORE = "preprocess", "detect", "score"
+IF = "isolation_forest_full"  # the method the cases run
 CASES = [
     # (id, mutation, cli, args, message)
     ("lora.alpha text", lambda t: set_params(t, **{"lora.alpha": "abc"}), PRE, [],
@@ -114,11 +115,11 @@ CASES = [
      "column 'svc_cpu' is entirely empty"),
     ("bad timestamp", lambda t: own_data(t, csv({(3, "timestamp"): "yesterday"})), PRE, [],
      "column 'timestamp' has an unparseable time 'yesterday'"),
-    ("truncated train parquet", lambda t: truncate(t, "data/processed/train.parquet"), DET, ["isolation_forest_full"],
+    ("truncated train parquet", lambda t: truncate(t, "data/processed/train.parquet"), DET, [IF],
      "data/processed/train.parquet: not a readable Parquet file"),
-    ("stale window index", lambda t: edit_json(t, "data/windows/windows.json", length=64), DET, ["isolation_forest_full"],
+    ("stale window index", lambda t: edit_json(t, "data/windows/windows.json", length=64), DET, [IF],
      "windows.json: built with other window params than params.yaml"),
-    ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, ["isolation_forest_full"],
+    ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, [IF],
      "schema.json / windows.json is not valid JSON"),
     ("model dir without safetensors", model_dir_without_safetensors, DET, ["moment_zero_shot"],
      "has no model.safetensors (it has pytorch_model.bin: pickle files are never loaded)"),
@@ -151,7 +152,7 @@ def prepared(tmp_path_factory):
     os.chdir(root)
     try:
         r = CliRunner()
-        for app, args in ((preprocess_app, []), (window_app, []), (detect_app, ["isolation_forest_full", "--no-progress"])):
+        for app, args in ((preprocess_app, []), (window_app, []), (detect_app, [IF, "--no-progress"])):
             assert r.invoke(app, args).exit_code == 0
         schema = json.loads((root / "data/processed/schema.json").read_text())
         test = pd.read_parquet(root / "data/processed/test.parquet")

@@ -100,7 +100,8 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert set(v["100"]) == {"moment_minus_best_baseline", "ci_low", "ci_high", "verdict"}
     assert md.splitlines()[2].startswith(
         "- **Budget 100** (100 training windows; MOMENT with RANDOM-INIT weights, not pretrained): MOMENT "
-        "(`moment_lora_100`) is **worse** against the best baseline `isolation_forest_100`")
+        "(`moment_lora_100`) is **worse** against the best baseline `isolation_forest_100`"
+    )
     assert "paired bootstrap over test events and draws" in md
     assert "| isolation_forest_full | 5 | 4 | 1 | 2 minutes | 5 minutes |" in md
     assert "cpu_exhaustion (n=2)" in md
@@ -151,7 +152,8 @@ def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch
     fixture(tmp_path)
     (tmp_path / "data/scores/random_forest_full.parquet").write_bytes(b"not parquet")
     result = runner.invoke(compare_app, [])
-    assert result.exit_code == 2 and "data/scores/random_forest_full.parquet: not a readable Parquet file" in result.output
+    assert result.exit_code == 2
+    assert "data/scores/random_forest_full.parquet: not a readable Parquet file" in result.output
     fixture(tmp_path)
     (tmp_path / "reports/methods/random_forest_full.json").write_text("{broken")
     result = runner.invoke(compare_app, [])

@@ -14,13 +14,13 @@ from stages.window import app as window_app
 from tests.conftest import MODEL_CACHE, small_params, write_params
 
 from momentad import config
+from momentad.budgets import restrict, span
 from momentad.data import load_splits
 from momentad.detectors import Detector, detector_class, load_detector
 from momentad.detectors.moment import window_batches
 from momentad.detectors.registry import baseline_names, configure
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
-from momentad.budgets import restrict, span
 from momentad.layout import Layout
 from momentad.models.lora import add_lora, quantize_encoder
 from momentad.models.moment import load_moment
@@ -176,7 +176,7 @@ def test_a_budget_the_data_cannot_supply_is_recorded_not_failed(runner, workdir)
     lay = Layout(workdir)
     # one anomaly-free window holds no label: the supervised forest cannot train on it
     for method, reason in (("random_forest_1", "supervised, and its training rows hold no labelled anomaly"),
-                           ("moment_lora_100000", "budget 100000 needs 100000 anomaly-free training windows")):  # fmt: skip
+                           ("moment_lora_100000", "budget 100000 needs 100000 anomaly-free training")):  # fmt: skip
         result = detect(runner, method)
         assert result.exit_code == 0, result.output
         assert result.output.startswith(f"{method}: not run: {reason}"), result.output

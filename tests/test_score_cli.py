@@ -51,7 +51,8 @@ def test_score_reproduces_the_stage_vus_pr(runner, trained, method):
 
 def test_without_labels_it_only_scores(runner, trained):
     pd.read_csv(trained / "test.csv").drop(columns="label").to_csv(trained / "nolabel.csv", index=False)
-    result = runner.invoke(momentad_app, ["score", "--method", "isolation_forest_full", "-i", "nolabel.csv", "-o", "o.csv"])
+    args = ["score", "--method", "isolation_forest_full", "-i", "nolabel.csv", "-o", "o.csv"]
+    result = runner.invoke(momentad_app, args)
     assert result.exit_code == 0 and "VUS-PR" not in result.output
     assert len(pd.read_csv(trained / "o.csv")) == len(pd.read_csv(trained / "nolabel.csv"))
 

@@ -150,14 +150,17 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None)
 
 
 def verdicts(tab: pd.DataFrame, docs: list[dict[str, Any]], frames: dict[str, pd.DataFrame], budgets: list[int],
-             seed: int = 0, replicates: int = 100) -> dict[str, dict[str, Any]]:  # fmt: skip
+             seed: int = 0, replicates: int = 100, workers: int = 1) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per budget (each ``budget.sizes`` entry and ``full``): the best MOMENT row usable at that
     budget minus the best baseline at it, in mean test VUS-PR over draws, with a 95% interval
-    from a paired bootstrap over test events and draws, and a verdict word."""
+    from a paired bootstrap over test events and draws, and a verdict word. The budgets'
+    bootstraps run in ``workers`` processes (each seeded alike, so the count changes nothing)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from momentad.stats import paired_draws_diff, two_level_bootstrap, verdict
 
     by = {d["method"]: d for d in docs}
-    out = {}
+    pairs, jobs = {}, {}
     for b in [*map(str, budgets), FULL]:
         base = tab[(tab["kind"] == "baseline") & (tab["budget"] == b)]
         moment = tab[tab["kind"] != "baseline"]
@@ -167,9 +170,18 @@ def verdicts(tab: pd.DataFrame, docs: list[dict[str, Any]], frames: dict[str, pd
             continue
         m, best = moment.iloc[0]["method"], base.iloc[0]["method"]
         sa, sb = _paired(_draw_scores(frames[m]), _draw_scores(frames[best]))
-        boot = two_level_bootstrap(frames[m]["label"].to_numpy(), np.stack(list(sa.values())),
-                                   np.stack(list(sb.values())), int(by[m]["sliding_window"]), replicates,
-                                   seed)  # fmt: skip
+        pairs[b] = (m, best)
+        jobs[b] = (frames[m]["label"].to_numpy(), np.stack(list(sa.values())), np.stack(list(sb.values())),
+                   int(by[m]["sliding_window"]), replicates, seed)  # fmt: skip
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            columns = zip(*jobs.values(), strict=True)
+            boots = dict(zip(jobs, pool.map(two_level_bootstrap, *columns), strict=True))
+    else:
+        boots = {b: two_level_bootstrap(*job) for b, job in jobs.items()}
+    out = {}
+    for b, (m, best) in pairs.items():
+        boot = boots[b]
         va, vb = _paired(*({p["draw"]: p["vus_pr"] for p in by[x].get("per_draw", [])} for x in (m, best)))
         draws = paired_draws_diff(list(va.values()), list(vb.values()))
         out[b] = {
