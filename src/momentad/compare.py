@@ -318,7 +318,8 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, 
     events = docs[0].get("fault_type_events", {})
     lines += ["", "## Which faults each method catches", "", "Each detector's best row. Share of the test split's "
               "fault events with at least one step flagged at the validation threshold (mean over draws), with a "
-              "95% Wilson interval over the n events of that type.", ""]  # fmt: skip
+              "95% Wilson interval over the n events of that type (k rounded from the mean). A method that flags "
+              "most steps catches every event: read it with the precision column above.", ""]  # fmt: skip
     cols = list(recall.columns)
     lines.append("| method | " + " | ".join(f"{c} (n={events.get(c, '?')})" for c in cols) + " |")
     lines.append("| --- |" + " --- |" * len(cols))

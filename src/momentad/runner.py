@@ -104,7 +104,8 @@ def fit_and_score(method_id: str, cfg: Params, splits: dict[str, Split], layout:
         log.info("%s draw %d: VUS-PR %.4f", method_id, draw, result["test"]["vus_pr"])
         out.append({"draw": draw, "detector": det, "val_scores": val_scores, "test_scores": test_scores,
                     "result": result, "fit_s": fit_s, "score_s": score_s, "peak_gpu_mb": _peak_gpu_mb(det),
-                    "train_rows": len(train), "train_windows": counted_windows(train, cfg)})  # fmt: skip
+                    "train_rows": len(train) if mid.budget is not None else 0,
+                    "train_windows": counted_windows(train, cfg) if mid.budget is not None else 0})  # fmt: skip
     return out, skipped
 
 
@@ -209,6 +210,11 @@ def summarise(method_id: str, cfg: Params, draws: list[dict[str, Any]], splits: 
             for d in draws
         ],  # fmt: skip
         **{k: v for k, v in first["result"].items() if k != "test"},
+        # per-type recall averaged over draws (detection delays and thresholds: first draw)
+        "fault_type_recall": {
+            t: round(float(np.mean([d["result"]["fault_type_recall"][t] for d in draws])), 6)
+            for t in first["result"]["fault_type_recall"]
+        },
         "runtime": runtime,
         "model": det.describe(),
         "data": {"source": schema["source"], "name": schema["name"], "synthetic": schema["synthetic"]},
