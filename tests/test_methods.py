@@ -28,7 +28,7 @@ from momentad.training import INTERRUPT_ENV
 
 BASELINES = baseline_names()
 IDS = ["moment_zero_shot", "moment_lora_16", *[f"{b}_full" for b in BASELINES], "isolation_forest_16", "tcn_ae_8"]
-HEADLINE = {"vus_pr", "vus_pr_std", "vus_pr_draws", "vus_roc", "auc_pr", "f1", "precision", "recall", "pretrained"}
+HEADLINE = {"vus_pr", "vus_pr_std", "vus_pr_draws", "auc_pr", "f1", "pretrained"}
 TEST_KEYS = {"vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1", "pa_f1", "event_f1", "r_f1", "affiliation_f1",
              "f1_at_val_threshold", "precision_at_val_threshold", "recall_at_val_threshold"}  # fmt: skip
 
