@@ -19,6 +19,14 @@ def test_repository_params_are_valid_and_complete():
     assert cfg.seed == 42 and cfg.finetune.lr == pytest.approx(1e-3)
     assert cfg.baselines.options["tcn_ae"].dilations == [1, 2, 4, 8]
     assert set(cfg.baselines.methods) <= set(cfg.baselines.options)
+    assert cfg.window.eval_stride == cfg.window.length == 512 and cfg.budget.draws == 3
+
+
+def test_eval_stride_follows_a_lowered_window_length():
+    assert check({"window.length": 256}).window.eval_stride == 256
+    assert check({"window.length": 256, "window.eval_stride": 64}).window.eval_stride == 64
+    with pytest.raises(InputError, match=r"window.eval_stride=300 is out of range; use a value in \[1, 256\]"):
+        check({"window.length": 256, "window.eval_stride": 300})
 
 
 @pytest.mark.parametrize(

@@ -201,13 +201,18 @@ class SMDParams:
 
 
 @dataclass(frozen=True)
+class NezhaParams:
+    label_minutes: int = rng(ge=1, le=1440)
+
+
+@dataclass(frozen=True)
 class CICDDoSParams:
     max_rows: int | None = rng(ge=1)
 
 
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos"]
+    source: Literal["synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos", "nezha"]
     path: str | None
     split: SplitParams
     scaler: Literal["standard", "robust", "none"]
@@ -217,6 +222,7 @@ class DataParams:
     rcaeval: RCAEvalParams
     smd: SMDParams
     cicddos: CICDDoSParams
+    nezha: NezhaParams
 
     def check(self) -> None:
         from momentad.synthetic import SyntheticConfig
@@ -230,12 +236,14 @@ class DataParams:
 class WindowParams:
     length: int = rng(ge=1, le=512)
     train_stride: int = rng(ge=1)
-    eval_stride: int = rng(ge=1)
+    eval_stride: int | None = rng(ge=1)  # null: window.length (follows it when it is lowered)
     patch_length: int = rng(ge=1, le=512)
 
     def check(self) -> None:
         from momentad.windows import CONTEXT_LENGTH
 
+        if self.eval_stride is None:
+            object.__setattr__(self, "eval_stride", self.length)  # resolved once, before any use
         if CONTEXT_LENGTH % self.patch_length:
             raise _fail("window.patch_length", f"={self.patch_length} must divide {CONTEXT_LENGTH}")
         if self.length % self.patch_length:

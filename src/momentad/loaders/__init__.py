@@ -30,7 +30,7 @@ class RawData:
 
 
 def _registry() -> dict[str, Callable[..., RawData]]:
-    from momentad.loaders import cicddos, rcaeval, smd, synthetic, trainticket, tsbad, ucr
+    from momentad.loaders import cicddos, nezha, rcaeval, smd, synthetic, trainticket, tsbad, ucr
 
     return {
         "synthetic": synthetic.load,
@@ -40,10 +40,11 @@ def _registry() -> dict[str, Callable[..., RawData]]:
         "ucr": ucr.load,
         "tsbad": tsbad.load,
         "cicddos": cicddos.load,
+        "nezha": nezha.load,
     }
 
 
-SOURCES = ("synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos")
+SOURCES = ("synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos", "nezha")
 
 
 def load(data: Any, seed: int) -> RawData:
