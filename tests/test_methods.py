@@ -21,7 +21,7 @@ from momentad.detectors.moment import window_batches
 from momentad.detectors.registry import baseline_names, configure
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
-from momentad.layout import Layout
+from momentad.layout import Layout, parse
 from momentad.models.lora import add_lora, quantize_encoder
 from momentad.models.moment import load_moment
 from momentad.training import INTERRUPT_ENV
@@ -79,8 +79,7 @@ def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".bin", ".pt", ".joblib"))], files
     expected = {"moment_zero_shot": set(), "moment_lora": {"adapter_model.safetensors", "adapter_config.json"},
                 "isolation_forest": {"model.skops"}, "random_forest": {"model.skops"}}  # fmt: skip
-    detector = method.rsplit("_", 1)[0] if method[-1].isdigit() or method.endswith("_full") else method
-    assert {"detector.json", "run.json"} | expected.get(detector, {"model.safetensors"}) <= files
+    assert {"detector.json", "run.json"} | expected.get(parse(method).detector, {"model.safetensors"}) <= files
     splits, _, _ = load_splits()
     again = load_detector(lay.model_dir(method)).decision_function(splits["test"])
     np.testing.assert_allclose(again, scores["score"].to_numpy(), rtol=1e-5, atol=1e-7)

@@ -50,7 +50,7 @@ def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFra
     missing = [c for c in SCORE_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; re-run its stage")
-    score_cols = ["score", *draw_columns(df)]
+    score_cols = ["score", *draw_columns(df).values()]
     if not np.isfinite(df[score_cols].to_numpy(dtype=float)).all():
         raise InputError(f"{path}: a score column holds NaN or infinite values; re-run its stage")
     if reference is not None and (
@@ -60,10 +60,10 @@ def read_scores(path: Path, reference: pd.DataFrame | None = None) -> pd.DataFra
     return df
 
 
-def draw_columns(frame: pd.DataFrame) -> list[str]:
-    """``score_<draw>`` columns, in draw order."""
-    cols = [c for c in frame.columns if c.startswith("score_") and c[6:].isdigit()]
-    return sorted(cols, key=lambda c: int(c[6:]))
+def draw_columns(frame: pd.DataFrame) -> dict[int, str]:
+    """{draw: its ``score_<draw>`` column}, in draw order."""
+    draws = {int(c[6:]): c for c in frame.columns if c.startswith("score_") and c[6:].isdigit()}
+    return dict(sorted(draws.items()))
 
 
 def kind(doc: dict[str, Any]) -> str:
@@ -196,10 +196,8 @@ def verdicts(tab: pd.DataFrame, docs: list[dict[str, Any]], frames: dict[str, pd
 
 def _draw_scores(frame: pd.DataFrame) -> dict[int, np.ndarray]:
     """{draw: test scores} (draw 0 only for single-draw methods)."""
-    cols = draw_columns(frame)
-    if not cols:
-        return {0: frame["score"].to_numpy(dtype=np.float64)}
-    return {int(c[6:]): frame[c].to_numpy(dtype=np.float64) for c in cols}
+    cols = draw_columns(frame) or {0: "score"}
+    return {k: frame[c].to_numpy(dtype=np.float64) for k, c in cols.items()}
 
 
 def _paired(a: dict[int, Any], b: dict[int, Any]) -> tuple[dict[int, Any], dict[int, Any]]:
