@@ -20,20 +20,23 @@ log = logging.getLogger("stages.preprocess")
 @app.command()
 @stage
 def main(
-    params: Path = typer.Option(Path("params.yaml"), help="params file; reads `seed` and the `data` section."),
+    params: Path = typer.Option(
+        Path("params.yaml"), help="params file; reads `seed`, the `data` section and `evaluate.protocol`."
+    ),
     out: Path = typer.Option(Path("data/processed"), help="output folder, replaced atomically on success."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
 ) -> None:
     """Load `data.source` from `data.path`, validate it, forward-fill short gaps
     (`data.ffill_limit`), split chronologically (`data.split`, unless the format defines its
-    train part), drop channels constant on train, scale with `data.scaler` fitted on train
+    train part), drop channels constant on train (`data.drop_constant`; never under
+    `evaluate.protocol: tsbad`), scale with `data.scaler` fitted on train
     only, and write one Parquet table per split plus schema.json."""
     setup_logging(verbose)
     t0 = time.perf_counter()
     cfg = config.load(params)
     log.info("loading data.source=%s", cfg.data.source)
     raw = loaders.load(cfg.data, cfg.seed)
-    processed = preprocess(raw, cfg.data)
+    processed = preprocess(raw, cfg.data, cfg.evaluate.protocol)
     with atomic_dir(out) as tmp:
         for name, df in processed.splits.items():
             write_parquet(df, tmp / f"{name}.parquet")

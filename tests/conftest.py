@@ -28,7 +28,7 @@ def small_params(**overrides) -> dict:
     """The repository's params.yaml shrunk for tests: small synthetic series, 128-step windows."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"]["synthetic"].update(SMALL_SYNTHETIC)
-    p["data"]["split"] = {"train": 0.7, "val": 0.15, "test": 0.15}  # the tests' expectations assume it
+    p["data"]["split"].update({"train": 0.7, "val": 0.15, "test": 0.15})  # the tests' expectations assume it
     p["window"].update({"length": 128, "train_stride": 32})  # eval_stride: null follows the length
     p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
     p["budget"].update({"sizes": [8, 16], "draws": 1})

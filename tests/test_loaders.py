@@ -79,7 +79,10 @@ def test_smd_respects_format_train_part(tmp_path):
     assert raw.frame["label"].iloc[:400].sum() == 0 and raw.frame["label"].sum() == 15
     out = preprocess(raw, data_params("smd", tmp_path))
     rows = {k: len(v) for k, v in out.splits.items()}
-    assert rows == {"train": 400, "val": 100, "test": 100}  # rest split val:test = 15:15
+    # the rest goes to val and test by events (val:test = 15:15 -> one event each), the boundary
+    # in the middle of the normal stretch between them: rows 25 and 150 of the rest -> 87
+    assert rows == {"train": 400, "val": 87, "test": 113}
+    assert out.splits["val"]["label"].sum() == 5 and out.splits["test"]["label"].sum() == 10
 
 
 def test_ucr_name_gives_train_end_and_anomaly(tmp_path):

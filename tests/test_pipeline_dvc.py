@@ -91,7 +91,7 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
 
 def test_stages_declare_exactly_the_params_they_read():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["preprocess"]["params"] == ["seed", "data"]
+    assert stages["preprocess"]["params"] == ["seed", "data", "evaluate.protocol"]  # no channel drop under tsbad
     assert stages["window"]["params"] == ["window"]
     assert "data" not in stages["moment_zero_shot"]["params"] and "zero_shot" in stages["moment_zero_shot"]["params"]
     ft = stages["moment_lora"]["do"]["params"]

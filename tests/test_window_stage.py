@@ -90,14 +90,6 @@ def test_starts_end_aligned():
         ({"window.length": 100}, "must be a multiple of window.patch_length"),
         ({"window.train_stride": 0}, "window.train_stride=0 is out of range"),
         ({"window.patch_length": 7}, "window.patch_length=7 must divide 512"),
-        (
-            {
-                "window.length": 512,
-                "data.synthetic.timesteps": 3000,
-                "data.synthetic.fault_minutes": [2, 4],
-            },
-            "val.parquet: 450 rows give no window",
-        ),  # fmt: skip
     ],
 )
 def test_bad_window_params_clear_error_no_output(runner, workdir, overrides, message):
@@ -112,15 +104,70 @@ def test_bad_window_params_clear_error_no_output(runner, workdir, overrides, mes
     assert not (workdir / "data/windows").exists()
 
 
-def test_series_shorter_than_one_window(runner, workdir):
-    n = 300
+def test_train_shorter_than_one_window(runner, workdir):
+    n = 600
     pd.DataFrame({"timestamp": np.arange(n), "cpu": np.random.default_rng(0).random(n),
                   "label": np.arange(n) % 40 == 0}).astype({"label": int}).to_csv("d.csv", index=False)  # fmt: skip
     write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
                                           "window.length": 512}))  # fmt: skip
     assert runner.invoke(preprocess_app, []).exit_code == 0
     result = runner.invoke(window_app, [])
-    assert result.exit_code == 2 and "shorter than one window" in result.output
+    assert result.exit_code == 2 and not (workdir / "data/windows").exists()
+    assert result.output.strip() == (
+        "error: data/processed/train.parquet: no stretch of the train split without a time gap has "
+        "window.length=512 rows (longest: 420); lower window.length or give the train split more rows "
+        "(a later data.split.train_end)"
+    )
+
+
+def test_short_val_and_test_get_one_shorter_masked_window(runner, workdir):
+    # 3,000 rows: val and test have 450 rows each, fewer than window.length=512; they are
+    # scored with one 450-step window (left-padded, masked), train with full 512-step windows
+    write_params(workdir, small_params(**{"window.length": 512, "data.synthetic.timesteps": 3000,
+                                          "data.synthetic.fault_minutes": [2, 4]}))  # fmt: skip
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    result = runner.invoke(window_app, [])
+    assert result.exit_code == 0, result.output
+    for name in ("val", "test"):
+        split = pd.read_parquet(workdir / f"data/processed/{name}.parquet")
+        idx = pd.read_parquet(workdir / f"data/windows/{name}.parquet")
+        assert len(split) == 450 and idx[["start", "stop"]].values.tolist() == [[0, 450]]
+        feats = [c for c in split.columns if c not in ("timestamp", "label", "fault_type", "root_cause", "segment")]
+        x, mask = materialize(split[feats].to_numpy(), idx)
+        assert mask.sum() == 450 and (mask[0, :62] == 0).all()
+        np.testing.assert_array_equal(x[0, :, 62:], split[feats].to_numpy().T)
+    train = pd.read_parquet(workdir / "data/windows/train.parquet")
+    assert ((train["stop"] - train["start"]) == 512).all()
+
+
+def test_windows_stay_inside_segments(runner, workdir):
+    # two days of one-minute data with a 10-hour gap: no window may cross the gap, each day is
+    # covered, and the day shorter than a window gets one short window
+    rng = np.random.default_rng(0)
+    day1 = pd.date_range("2023-01-29 08:00", periods=700, freq="min")
+    day2 = pd.date_range("2023-01-30 08:00", periods=300, freq="min")
+    ts = day1.append(day2)
+    label = np.zeros(len(ts), int)
+    label[[650, 820, 950]] = 1
+    pd.DataFrame({"timestamp": ts, "cpu": rng.random(len(ts)), "mem": rng.random(len(ts)), "label": label}).to_csv(
+        "d.csv", index=False)  # fmt: skip
+    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+                                          "data.split.train_end": "2023-01-29 18:00",
+                                          "data.split.val_end": "2023-01-30 09:00"}))  # fmt: skip
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    schema = json.loads((workdir / "data/processed/schema.json").read_text())
+    assert schema["segments"] == {"count": 2, "starts": ["2023-01-30 08:00:00"]}
+    assert schema["split_defined_by"] == "data.split.train_end/val_end"
+    assert {k: v["rows"] for k, v in schema["splits"].items()} == {"train": 600, "val": 160, "test": 240}
+    assert schema["splits"]["val"]["segments"] == 2
+    assert runner.invoke(window_app, []).exit_code == 0
+    val = pd.read_parquet(workdir / "data/processed/val.parquet")
+    idx = pd.read_parquet(workdir / "data/windows/val.parquet")
+    seg = val["segment"].to_numpy()
+    # day 1's last 100 rows and day 2's first 60: windows [0,100) and [100,160), never across
+    assert idx[["start", "stop"]].values.tolist() == [[0, 100], [100, 160]]
+    for a, b in zip(idx["start"], idx["stop"], strict=True):
+        assert len(set(seg[a:b])) == 1
 
 
 def test_missing_processed_input(runner, workdir):

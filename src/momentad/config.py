@@ -11,6 +11,7 @@ YAML reads ``1e-3`` (no dot) as a string; number fields accept such strings.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import types
@@ -30,6 +31,11 @@ def rng(ge: float | None = None, le: float | None = None, gt: float | None = Non
         **meta: Any) -> Any:  # fmt: skip
     """A dataclass field with range checks (``ge`` <= v <= ``le``, ``gt`` < v < ``lt``)."""
     return field(metadata={"ge": ge, "le": le, "gt": gt, "lt": lt, **meta})
+
+
+def optional(default: Any) -> Any:
+    """A key an older params.yaml may lack (added after a release); ``default`` then applies."""
+    return field(default=default, metadata={"optional": True})
 
 
 def _fail(where: str, msg: str) -> InputError:
@@ -139,11 +145,15 @@ def build(cls: type, values: Any, where: str) -> Any:
         close = difflib.get_close_matches(str(k), fields, n=1)
         hint = f"did you mean {where}.{close[0]}?" if close else f"known keys: {', '.join(fields)}"
         raise _fail(f"{where}.{k}", f"is not a known key; {hint}")
-    missing = [k for k in fields if k not in values]
+    # keys added after a release (``optional``) may be left out of an older params.yaml
+    missing = [k for k, f in fields.items() if k not in values and not f.metadata.get("optional")]
     if missing:
         raise _fail(f"{where}.{missing[0]}", "is missing; add it (the repository's params.yaml lists every key)")
     kwargs = {}
     for name, f in fields.items():
+        if name not in values:
+            kwargs[name] = f.default
+            continue
         sub = f"{where}.{name}" if where else name
         value = _convert(hints[name], values[name], sub)
         _check_range(value, f.metadata, sub)
@@ -172,11 +182,24 @@ class SplitParams:
     train: float = rng(gt=0, lt=1)
     val: float = rng(gt=0, lt=1)
     test: float = rng(gt=0, lt=1)
+    # timestamps (or numbers, for a numeric time column) where train / val end; they win over
+    # the fractions and over a format's own train part
+    train_end: Any = optional(None)
+    val_end: Any = optional(None)
 
     def check(self) -> None:
         total = self.train + self.val + self.test
         if abs(total - 1) > 1e-6:
             raise _fail("data.split", f"fractions sum to {total:.3f}; make them sum to 1")
+        for key in ("train_end", "val_end"):
+            v = getattr(self, key)
+            if isinstance(v, (datetime.date, datetime.datetime)):  # YAML reads 2023-01-30 as a date
+                object.__setattr__(self, key, v.isoformat(sep=" ") if isinstance(v, datetime.datetime)
+                                   else v.isoformat())  # fmt: skip
+            elif not (v is None or isinstance(v, (str, int, float))) or isinstance(v, bool):
+                raise _fail(f"data.split.{key}", f"must be a time such as '2023-01-30 12:00' or a number, got {v!r}")
+        if self.val_end is not None and self.train_end is None:
+            raise _fail("data.split.val_end", "is set without data.split.train_end; set both (or neither)")
 
 
 @dataclass(frozen=True)
@@ -216,6 +239,7 @@ class DataParams:
     path: str | None
     split: SplitParams
     scaler: Literal["standard", "robust", "none"]
+    drop_constant: bool
     ffill_limit: int = rng(ge=0, le=10_000)
     synthetic: dict[str, Any]  # checked by SyntheticConfig
     trainticket: TrainTicketParams
@@ -228,7 +252,7 @@ class DataParams:
         from momentad.synthetic import SyntheticConfig
 
         SyntheticConfig.from_params(self.synthetic)
-        if self.source != "synthetic" and not self.path:
+        if self.source not in ("synthetic", "nezha") and not self.path:
             raise _fail("data.path", f"is empty; set it to your {self.source} file or folder")
 
 
@@ -289,6 +313,9 @@ class EvaluateParams:
     k: float = rng(ge=0)
     iqr_factor: float = rng(ge=0)
     sliding_window: int | Literal["auto"] = rng(ge=1, le=10_000)
+    # default: fit on train, threshold on val, metrics on test. tsbad (TSB-AD / UCR files): fit on
+    # the _tr_N_ part, score and measure the whole series, VUS window from the whole series
+    protocol: Literal["default", "tsbad"] = optional("default")
 
 
 @dataclass(frozen=True)
@@ -387,6 +414,9 @@ def parse(raw: Any, origin: str = "params.yaml") -> Params:
             continue
         kwargs[f.name] = _convert(hints[f.name], raw[f.name], f.name)
         _check_range(kwargs[f.name], f.metadata, f.name)
+    if kwargs["evaluate"].protocol == "tsbad" and kwargs["data"].source not in ("tsbad", "ucr"):
+        raise _fail("evaluate.protocol", f"=tsbad needs a file with its own train part (data.source tsbad or ucr), "
+                    f"not {kwargs['data'].source}; use protocol default")  # fmt: skip
     return Params(**kwargs)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from momentad.errors import InputError
+from momentad.windows import segment_bounds
 
 SPLITS = ("train", "val", "test")
 META_COLUMNS = ("timestamp", "label", "fault_type", "root_cause")
@@ -32,6 +33,11 @@ class Split:
     @property
     def labels(self) -> np.ndarray:
         return self.frame["label"].to_numpy().astype(np.int8)
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        """[start, stop) rows of the stretches without a time gap (one unless the data has gaps)."""
+        return segment_bounds(self.frame)
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 from typing import Any
@@ -20,6 +21,8 @@ from momentad.metrics import (
     find_period,
     select_threshold,
 )
+
+log = logging.getLogger(__name__)
 
 
 def sliding_window(cfg: EvaluateParams, train: Split) -> int:
@@ -44,7 +47,14 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
             raise ValueError(f"{len(s)} scores for {len(split)} {split.name} timesteps")
         if not np.isfinite(s).all():
             raise InputError(f"the {split.name} scores contain NaN/inf; the detector failed on this data")
-    threshold = select_threshold(val.labels, val_scores, cfg.threshold, cfg.percentile, cfg.k, cfg.iqr_factor)
+    rule, chosen = cfg.threshold, {}
+    if rule == "val_best_f1" and val.labels.sum() == 0:
+        # e.g. a UCR file: its one anomaly is in test. Label-free rule, said in the outputs.
+        rule = "percentile"
+        chosen = {"asked": "val_best_f1", "why": "the validation split holds no labelled anomaly"}
+        log.warning("evaluate.threshold=val_best_f1 needs anomalies in validation, which has none: "
+                    "using percentile (%s) instead", cfg.percentile)  # fmt: skip
+    threshold = select_threshold(val.labels, val_scores, rule, cfg.percentile, cfg.k, cfg.iqr_factor)
     if np.ptp(test_scores) == 0:
         raise InputError(
             "the detector gave the same score to every test timestep (constant test series?); "
@@ -56,7 +66,7 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
     test_metrics.update(at_threshold(test.labels, test_scores, threshold))
     return {
         "test": {k: round(float(v), 6) for k, v in test_metrics.items()},
-        "threshold": {"rule": cfg.threshold, "value": float(threshold), "chosen_on": "val"},
+        "threshold": {"rule": rule, "value": float(threshold), "chosen_on": "val", **chosen},
         "sliding_window": window,
         # flat {type: share} so `dvc metrics diff` shows one row per fault type
         "fault_type_recall": {k: round(v["recall"], 6) for k, v in per_type.items()},

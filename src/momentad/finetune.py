@@ -33,10 +33,9 @@ def sequences(split: Split, rows: np.ndarray, channels_per_window: int, seed: in
         picks.append(rng.choice(c, size=k, replace=False, p=p))
     picks = np.asarray(picks)
     labels = np.zeros((w, CONTEXT_LENGTH), dtype=np.float32)
-    length = int(index["stop"].iloc[0] - index["start"].iloc[0])
     lab = split.labels
-    for i, s in enumerate(index["start"].to_numpy()):
-        labels[i, CONTEXT_LENGTH - length :] = lab[s : s + length]
+    for i, (s, e) in enumerate(zip(index["start"].to_numpy(), index["stop"].to_numpy(), strict=True)):
+        labels[i, CONTEXT_LENGTH - (e - s) :] = lab[s:e]
     return {
         "x": np.ascontiguousarray(x[np.arange(w)[:, None], picks].reshape(w * k, 1, CONTEXT_LENGTH)),
         "mask": np.repeat(mask, k, axis=0),

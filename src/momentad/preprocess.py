@@ -32,16 +32,83 @@ class Processed:
     schema: dict[str, Any]
 
 
-def split_bounds(n: int, fractions: dict[str, float], train_end: int | None) -> dict[str, tuple[int, int]]:
-    """Row ranges [start, stop) per split. A format-defined train part is kept as is and the
-    rest is divided between val and test in the ratio of their fractions."""
-    if train_end is None:
-        a = int(round(n * fractions["train"]))
-        b = a + int(round(n * fractions["val"]))
+def divide(label: np.ndarray, a: int, n: int, val_share: float) -> int:
+    """Where val ends when rows [a, n) go to val and test: val gets its share of the labelled
+    events (boundary in the middle of the normal stretch between two events), or of the rows
+    when fewer than two events lie there (a single event always stays in test). Faults often
+    cluster (an injection campaign in the first hours of a day), so a row share can leave val
+    or test without any."""
+    ev = events(label[a:n])
+    if len(ev) >= 2:
+        k = min(max(int(round(len(ev) * val_share)), 1), len(ev) - 1)
+        return a + (ev[k - 1][1] + ev[k][0]) // 2
+    b = int(round((n - a) * val_share))
+    if len(ev) == 1 and b > ev[0][0]:  # a single event (UCR) is what test must measure
+        b = ev[0][0] // 2
+    return a + b
+
+
+def _row_at(ts: pd.Series, value: Any, key: str, origin: str) -> int:
+    """First row at or after ``value`` on the time column."""
+    where = f"params.yaml: data.split.{key}={value!r}"
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        try:
+            t = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise InputError(f"{where} is not a time; write it like '2023-01-30 12:00'") from None
+        tz = ts.dt.tz
+        if tz is not None and t.tzinfo is None:
+            t = t.tz_localize(tz)
+        elif tz is None and t.tzinfo is not None:
+            t = t.tz_convert(None)
     else:
-        a = train_end
-        b = a + int(round((n - a) * fractions["val"] / (fractions["val"] + fractions["test"])))
-    return {"train": (0, a), "val": (a, b), "test": (b, n)}
+        try:
+            t = float(value)
+        except (ValueError, TypeError):
+            raise InputError(f"{where}: {origin} has a numeric time column; give a number") from None
+    return int(ts.searchsorted(t, side="left"))
+
+
+def split_bounds(ts: pd.Series, label: np.ndarray, split: Any, train_end: int | None,
+                 origin: str = "") -> tuple[dict[str, tuple[int, int]], str]:  # fmt: skip
+    """Row ranges [start, stop) per split and what defined them (see params.yaml data.split)."""
+    n = len(ts)
+    share = split.val / (split.val + split.test)
+    if split.train_end is not None:
+        a = _row_at(ts, split.train_end, "train_end", origin)
+        b = _row_at(ts, split.val_end, "val_end", origin) if split.val_end is not None else divide(label, a, n, share)
+        by = "data.split.train_end" + ("/val_end" if split.val_end is not None else "")
+        if not 0 < a < b < n:
+            raise InputError(
+                f"params.yaml: data.split.train_end/val_end leave a split empty ({origin} runs from "
+                f"{ts.iloc[0]} to {ts.iloc[-1]}); pick times inside it, train_end before val_end"
+            )
+    elif train_end is not None:
+        a, by = train_end, "format"
+        b = divide(label, a, n, share)
+    else:
+        a = int(round(n * split.train))
+        b = a + int(round(n * split.val))
+        by = "data.split"
+    return {"train": (0, a), "val": (a, b), "test": (b, n)}, by
+
+
+def segment_ids(ts: pd.Series, limit: int) -> np.ndarray:
+    """Segment number per row: a new segment starts after a time gap of more than ``limit``
+    missing steps (the step is the median positive time difference). Event data whose times tie
+    (step 0) is one segment."""
+    if len(ts) < 2:
+        return np.zeros(len(ts), dtype=np.int32)
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        d = np.diff(ts.to_numpy().astype("datetime64[ns]").astype(np.int64)).astype(np.float64)
+    else:
+        d = np.diff(ts.to_numpy(dtype=np.float64))
+    pos = d[d > 0]
+    if not len(pos):
+        return np.zeros(len(ts), dtype=np.int32)
+    step = float(np.median(pos))
+    gap = d > (limit + 1.5) * step  # half a step of tolerance for jittery sampling
+    return np.concatenate([[0], np.cumsum(gap)]).astype(np.int32)
 
 
 def _timestamps(raw: RawData) -> pd.Series:
@@ -155,32 +222,58 @@ def transform(raw: RawData, schema: dict[str, Any]) -> pd.DataFrame:
     ts = _timestamps(sub)
     feats = _features(sub)[features]
     limit = schema["quality"]["ffill_limit"]
-    feats = feats.ffill(limit=limit) if limit else feats
+    segment = segment_ids(ts, limit)
+    if limit:
+        feats = feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
     sc = schema["scaler"]
     scaled = scale_features(feats, pd.Series(sc["center"]), pd.Series(sc["scale"]), pd.Series(sc["impute"]))
     label = _labels(sub) if has_label else pd.Series(np.zeros(len(scaled), dtype="int8"))
     return pd.concat([ts.rename("timestamp"), scaled, label.rename("label"),
-                      pd.Series([None] * len(scaled), dtype="string", name="fault_type")], axis=1)  # fmt: skip
+                      pd.Series([None] * len(scaled), dtype="string", name="fault_type"),
+                      pd.Series(segment, name="segment")], axis=1)  # fmt: skip
 
 
-def preprocess(raw: RawData, data: DataParams) -> Processed:
-    """Validate, fill, split, drop constant channels and scale (fitted on train only)."""
-    fractions = {"train": data.split.train, "val": data.split.val, "test": data.split.test}
+def _drop_empty_runs(raw: RawData, feats: pd.DataFrame, limit: int) -> tuple[RawData, pd.DataFrame, dict[str, int]]:
+    """Rows with no KPI value at all, in runs longer than ``limit``, are missing data, not data:
+    drop them, so the time gap they leave separates segments."""
+    empty = feats.isna().all(axis=1).to_numpy()
+    drop = np.zeros(len(feats), dtype=bool)
+    for s, e in events(empty):
+        if e - s > limit:
+            drop[s:e] = True
+    info = {"rows": int(drop.sum()), "labelled_rows": int(raw.frame["label"].to_numpy()[drop].astype(bool).sum())
+            if "label" in raw.frame else 0}  # fmt: skip
+    if not drop.any():
+        return raw, feats, info
+    keep = ~drop
+    train_end = None if raw.train_end is None else int(keep[: raw.train_end].sum())
+    frame = raw.frame[keep].reset_index(drop=True)
+    out = RawData(frame, raw.source, raw.name, raw.origin, train_end, raw.unique_timestamps, raw.info)
+    return out, feats[keep].reset_index(drop=True), info
+
+
+def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Processed:
+    """Validate, fill, split, drop constant channels and scale (fitted on train only). Under
+    ``protocol="tsbad"`` no channel is dropped (TSB-AD's detectors see every channel)."""
     scaler, limit = data.scaler, data.ffill_limit
 
-    ts = _timestamps(raw)
     feats = _features(raw)
+    raw, feats, dropped_rows = _drop_empty_runs(raw, feats, limit)
+    ts = _timestamps(raw)
     label = _labels(raw)
     n = len(feats)
-    bounds = split_bounds(n, fractions, raw.train_end)
+    segment = segment_ids(ts, limit)
+    bounds, defined_by = split_bounds(ts, label.to_numpy(), data.split, raw.train_end, raw.origin)
     for name, (a, b) in bounds.items():
         if b - a < 2:
             raise InputError(
-                f"{raw.origin}: the {name} split has {b - a} rows of {n}; use a longer series or change data.split"
+                f"{raw.origin}: the {name} split has {b - a} rows of {n}; use a longer series or set "
+                "data.split.train_end / val_end"
             )
 
     nan_before = feats.isna().sum()
-    feats = feats.ffill(limit=limit) if limit else feats
+    if limit:  # forward fill stays inside a segment: a value never crosses a time gap
+        feats = feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
     nan_after_ffill = feats.isna().sum()
 
     a, b = bounds["train"]
@@ -189,15 +282,18 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
     constant = [c for c in feats.columns if not np.isfinite(std[c]) or std[c] == 0]
     if len(constant) == feats.shape[1]:
         raise InputError(f"{raw.origin}: every KPI column is constant over the train split; nothing to model")
-    feats = feats.drop(columns=constant)
+    dropped = constant if data.drop_constant and protocol != "tsbad" else []
+    feats = feats.drop(columns=dropped)
     train = feats.iloc[a:b]
 
     if scaler == "standard":
         center, scale = train.mean(), train.std(ddof=0)
+        scale = scale.where(scale > 0, 1.0)  # a constant KPI kept (data.drop_constant: false)
     elif scaler == "robust":
         center = train.median()
         scale = train.quantile(0.75) - train.quantile(0.25)
         scale = scale.where(scale > 0, train.std(ddof=0))  # IQR is 0 for mostly-flat KPIs
+        scale = scale.where(scale > 0, 1.0)
     else:
         center = pd.Series(0.0, index=feats.columns)
         scale = pd.Series(1.0, index=feats.columns)
@@ -210,7 +306,8 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
     table = pd.concat(
         [ts.rename("timestamp"), scaled, label.rename("label"),
          raw.frame["fault_type"].reset_index(drop=True).astype("string"),
-         raw.frame["root_cause"].reset_index(drop=True).astype("string")],
+         raw.frame["root_cause"].reset_index(drop=True).astype("string"),
+         pd.Series(segment, name="segment")],
         axis=1,
     )  # fmt: skip
     splits = {k: table.iloc[a:b].reset_index(drop=True) for k, (a, b) in bounds.items()}
@@ -226,6 +323,7 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
             "anomalous_timesteps": int(df["label"].sum()),
             "anomaly_ratio": round(float(df["label"].mean()), 6),
             "events": sum(v["events"] for v in fc.values()),
+            "segments": int(df["segment"].nunique()),
             "fault_types": fc,
         }
         if df["label"].sum() == 0:
@@ -239,7 +337,12 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
         "timestamp_dtype": str(ts.dtype),
         "features": list(scaled.columns),
         "n_features": scaled.shape[1],
-        "split_defined_by": "format" if raw.train_end is not None else "data.split",
+        "split_defined_by": defined_by,
+        "protocol": protocol,
+        "segments": {
+            "count": int(segment[-1]) + 1,
+            "starts": [str(ts.iloc[i]) for i in np.flatnonzero(np.diff(segment)) + 1],
+        },
         "splits": split_info,
         "scaler": {
             "method": scaler,
@@ -248,7 +351,8 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
             "scale": {c: float(scale[c]) for c in scaled.columns},
             "impute": {c: float(impute[c]) for c in scaled.columns},
         },
-        "dropped_columns": {"constant_in_train": constant},
+        "dropped_columns": {"constant_in_train": dropped},
+        "constant_in_train_kept": [c for c in constant if c not in dropped],
         "quality": {
             "rows": n,
             "missing_values": int(nan_before.sum()),
@@ -256,6 +360,8 @@ def preprocess(raw: RawData, data: DataParams) -> Processed:
             "ffill_limit": limit,
             "gaps_left_after_ffill": int(gaps.sum()),
             "gaps_by_column": {c: int(v) for c, v in gaps.items() if v},
+            "rows_without_any_kpi_dropped": dropped_rows["rows"],
+            "labelled_rows_dropped": dropped_rows["labelled_rows"],
         },
     }
     if raw.info:

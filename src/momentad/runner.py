@@ -31,6 +31,7 @@ from momentad.errors import InputError, NotRun
 from momentad.evaluate import evaluate, peak_rss_mb, scores_frame, sliding_window
 from momentad.io import atomic_dir, atomic_file, write_json
 from momentad.layout import FULL, Layout, method_ids, parse
+from momentad.windows import window_index
 
 log = logging.getLogger(__name__)
 # per method id, `dvc exp show` gets these plus the spread and every draw; the rest (VUS-ROC,
@@ -79,7 +80,8 @@ def fit_and_score(method_id: str, cfg: Params, splits: dict[str, Split], layout:
     mid = parse(method_id)
     cls = detector_class(mid.detector)
     draws = range(cfg.budget.draws) if mid.budget is not None else [0]
-    window = sliding_window(cfg.evaluate, splits["train"])
+    # the VUS buffer: the train split's period, or the whole series' under protocol tsbad (TSB-AD)
+    window = sliding_window(cfg.evaluate, splits["test" if cfg.evaluate.protocol == "tsbad" else "train"])
     out, skipped = [], []
     for draw in draws:
         key = _run_key({"id": method_id, "draw": draw, "params": as_dict(cfg), "data": data_key})
@@ -124,6 +126,16 @@ def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], l
                              "split does not have); run `dvc repro window`")  # fmt: skip
 
 
+def for_protocol(splits: dict[str, Split], cfg: Params) -> dict[str, Split]:
+    """Under ``evaluate.protocol: tsbad`` the evaluated split is the whole series (train, val and
+    test rows in order), as TSB-AD scores and measures every file; otherwise the test split."""
+    if cfg.evaluate.protocol != "tsbad":
+        return splits
+    frame = pd.concat([splits[k].frame for k in ("train", "val", "test")], ignore_index=True)
+    index = window_index(frame, cfg.window.length, cfg.window.eval_stride)
+    return {**splits, "test": dataclasses.replace(splits["test"], frame=frame, index=index)}
+
+
 def deterministic(threads: int) -> None:
     """Same results for the same params on any thread count: fixed torch threads,
     deterministic kernels (and cuBLAS workspace) where torch has a choice."""
@@ -143,6 +155,7 @@ def run(method_id: str, cfg: Params, layout: Layout = Layout(), progress: bool =
     deterministic(cfg.threads)
     splits, schema, meta = load_splits(layout.processed, layout.windows)
     check_windows(cfg, splits, meta, layout)
+    splits = for_protocol(splits, cfg)
     data_key = _run_key({"schema": schema, "windows": meta})
     draws, skipped = fit_and_score(method_id, cfg, splits, layout, data_key, progress)
     if not draws:
@@ -198,6 +211,8 @@ def summarise(method_id: str, cfg: Params, draws: list[dict[str, Any]], splits: 
         "detector": mid.detector,
         "budget": mid.budget,
         "status": "ok",
+        # what "test" means: the test split (default) or the whole series (tsbad, as TSB-AD)
+        "protocol": cfg.evaluate.protocol,
         "test": {k: round(float(v), 6) for k, v in tests.mean().items()},
         "test_std": {k: round(float(v), 6) for k, v in tests.std(ddof=0).fillna(0.0).items()},
         "draws": len(draws),

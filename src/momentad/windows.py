@@ -29,11 +29,67 @@ def starts(n: int, length: int, stride: int) -> np.ndarray:
     return s
 
 
-def window_index(split: pd.DataFrame, length: int, stride: int) -> pd.DataFrame:
-    """One row per window of a split: row range, timestamps and window-level labels."""
-    n = len(split)
-    st = starts(n, length, stride)
-    stop = st + length
+def segment_bounds(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """[start, stop) rows of each contiguous segment of a split table (its ``segment`` column,
+    written by preprocess where the time series has a gap; one segment without it)."""
+    n = len(frame)
+    if n == 0:
+        return []
+    if "segment" not in frame.columns:
+        return [(0, n)]
+    cuts = (np.flatnonzero(np.diff(frame["segment"].to_numpy())) + 1).tolist()
+    edges = [0, *cuts, n]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def segment_windows(bounds: list[tuple[int, int]], length: int, stride: int,
+                    short: bool = True) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(starts, stops) of windows that never cross a segment boundary. A segment of at least
+    ``length`` rows gets full windows (:func:`starts`); a shorter one gets a single window of its
+    own length when ``short`` (scored padded and masked), none otherwise."""
+    st, sp = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for a, b in bounds:
+        if b - a >= length:
+            s = starts(b - a, length, stride) + a
+            st.append(s)
+            sp.append(s + length)
+        elif short and b > a:
+            st.append(np.array([a]))
+            sp.append(np.array([b]))
+    return np.concatenate(st).astype(np.int64), np.concatenate(sp).astype(np.int64)
+
+
+def padded_windows(bounds: list[tuple[int, int]], length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-length windows for models that need one shape (the autoencoders): row indices
+    (windows, length) inside each segment, and which positions are real rows. A segment shorter
+    than ``length`` gets one window left-padded by repeating its first row (marked not real)."""
+    idx, real = [np.empty((0, length), np.int64)], [np.empty((0, length), bool)]
+    ar = np.arange(length)
+    for a, b in bounds:
+        n = b - a
+        if n >= length:
+            i = (starts(n, length, stride) + a)[:, None] + ar[None, :]
+            idx.append(i)
+            real.append(np.ones(i.shape, bool))
+        elif n > 0:
+            pad = length - n
+            idx.append((a + np.maximum(ar - pad, 0))[None, :])
+            real.append((ar >= pad)[None, :])
+    return np.concatenate(idx), np.concatenate(real)
+
+
+def per_segment(values: np.ndarray, bounds: list[tuple[int, int]], fn) -> np.ndarray:
+    """Apply a row-wise causal feature function to each segment on its own (so no trailing
+    window reaches back across a gap) and stack the results in row order."""
+    if len(bounds) <= 1:
+        return np.asarray(fn(values))
+    return np.concatenate([np.asarray(fn(values[a:b])) for a, b in bounds])
+
+
+def window_index(split: pd.DataFrame, length: int, stride: int, short: bool = True) -> pd.DataFrame:
+    """One row per window of a split: row range, timestamps and window-level labels. Windows
+    stay inside segments (:func:`segment_windows`)."""
+    st, stop = segment_windows(segment_bounds(split), length, stride, short)
     label = split["label"].to_numpy().astype(np.int64)
     csum = np.concatenate([[0], np.cumsum(label)])
     anomalous = csum[stop] - csum[st]
@@ -50,30 +106,27 @@ def window_index(split: pd.DataFrame, length: int, stride: int) -> pd.DataFrame:
             "start_timestamp": ts.iloc[st].to_numpy(),
             "stop_timestamp": ts.iloc[stop - 1].to_numpy(),
             "any_anomaly": anomalous > 0,
-            "anomaly_fraction": (anomalous / length).astype("float32"),
+            "anomaly_fraction": (anomalous / np.maximum(stop - st, 1)).astype("float32"),
             "fault_types": types,
         }
     )
 
 
 def build_index(splits: dict[str, pd.DataFrame], cfg: WindowParams) -> dict[str, pd.DataFrame]:
-    """Window indices for train (train_stride) and val/test (eval_stride); windows never cross
-    a split boundary because each split is windowed on its own rows."""
-    total = sum(len(df) for df in splits.values())
-    if total < cfg.length:
-        raise InputError(
-            f"data/processed: the series has {total} rows, shorter than one window "
-            f"(window.length={cfg.length}); lower window.length or use a longer series"
-        )
+    """Window indices for train (train_stride) and val/test (eval_stride). Windows never cross
+    a split or segment boundary. Training needs full windows; a val/test segment shorter than
+    ``window.length`` is scored with one shorter window (padded and masked)."""
     out = {}
     for name, df in splits.items():
-        if len(df) < cfg.length:
-            raise InputError(
-                f"data/processed/{name}.parquet: {len(df)} rows give no window of "
-                f"window.length={cfg.length}; lower window.length or enlarge data.split.{name}"
-            )
         stride = cfg.train_stride if name == "train" else cfg.eval_stride
-        out[name] = window_index(df, cfg.length, stride)
+        out[name] = window_index(df, cfg.length, stride, short=name != "train")
+        if not len(out[name]):
+            longest = max((b - a for a, b in segment_bounds(df)), default=0)
+            raise InputError(
+                f"data/processed/{name}.parquet: no stretch of the {name} split without a time gap has "
+                f"window.length={cfg.length} rows (longest: {longest}); lower window.length or give the "
+                "train split more rows (a later data.split.train_end)"
+            )
     return out
 
 
@@ -83,16 +136,19 @@ def materialize(
     """Model-ready arrays for the windows in ``index``.
 
     values: (timesteps, channels) of one split. Returns x (windows, channels, context) float32,
-    left-padded with zeros when the window is shorter than ``context``, and the input mask
+    left-padded with zeros when a window is shorter than ``context``, and the input mask
     (windows, context) with 1 on observed steps and 0 on padding (MOMENT's ``input_mask``).
+    Windows may differ in length (a short segment's window).
     """
     st = index["start"].to_numpy()
-    length = int(index["stop"].iloc[0] - st[0]) if len(index) else 0
-    if length > context:
-        raise ValueError(f"window length {length} exceeds the model context {context}")
+    lengths = index["stop"].to_numpy() - st
+    if len(st) and lengths.max() > context:
+        raise ValueError(f"window length {lengths.max()} exceeds the model context {context}")
     x = np.zeros((len(st), values.shape[1], context), dtype=np.float32)
-    gather = st[:, None] + np.arange(length)[None, :]
-    x[:, :, context - length :] = values[gather].transpose(0, 2, 1)
     mask = np.zeros((len(st), context), dtype=np.int64)
-    mask[:, context - length :] = 1
+    for length in np.unique(lengths):
+        sel = np.flatnonzero(lengths == length)
+        gather = st[sel][:, None] + np.arange(length)[None, :]
+        x[sel, :, context - length :] = values[gather].transpose(0, 2, 1)
+        mask[sel, context - length :] = 1
     return x, mask

@@ -26,11 +26,11 @@ from sklearn.ensemble import RandomForestClassifier
 from momentad.config import rng
 from momentad.data import Split
 from momentad.detectors.base import TorchDetector
-from momentad.detectors.features import STATS, kpi_importance, rolling_features
-from momentad.errors import InputError, NotRun
+from momentad.detectors.features import STATS, kpi_importance, split_features
+from momentad.errors import NotRun
 from momentad.models.device import resolve_device
 from momentad.training import LoopConfig, TrainLoop
-from momentad.windows import starts
+from momentad.windows import padded_windows
 
 
 @dataclass(frozen=True)
@@ -61,40 +61,33 @@ def rf_weights(importance: np.ndarray, floor: float = 0.05) -> np.ndarray:
     return w / w.mean()
 
 
-def make_windows(n: int, length: int, stride: int, name: str) -> np.ndarray:
-    """Window starts covering ``n`` rows (last window aligned to the end)."""
-    if n < length:
-        raise InputError(
-            f"a split has {n} rows, fewer than the baseline window {length}; lower baselines.{name}.window"
-        )
-    return starts(n, length, stride)
-
-
 class AutoencoderDetector(TorchDetector):
     """Base class: subclasses define ``build(channels) -> nn.Module`` mapping (b, L, C) -> (b, L, C)."""
 
     RF_TREES = 50  # the rf_weighted loss's forest: a weighting aid, not a tuned model
 
     # -- data ---------------------------------------------------------------------------------
-    def _windows(self, split: Split, stride: int, clean: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(self, split: Split, stride: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Windows inside the segments: values (windows, L, C) and the loss mask (windows, L), 1 on
+        real rows not labelled anomalous. Training keeps full windows only, and of those the
+        anomaly-free ones unless ``mask_anomalies`` (then their anomalous steps get weight 0)."""
         w = self.params.window
-        st = make_windows(len(split), w, stride, self.name)
-        if clean:
-            lab = np.concatenate([[0], np.cumsum(split.labels)])
-            st = st[lab[st + w] - lab[st] == 0]
-            if len(st) == 0:
-                raise InputError(
-                    f"{self.name}: every training window holds an anomaly; lower baselines.{self.name}.window"
-                )
-        idx = st[:, None] + np.arange(w)[None, :]
-        return split.values[idx], split.labels[idx]
+        idx, real = padded_windows(split.segments, w, stride)
+        normal = real & (split.labels[idx] == 0)
+        if train:
+            keep = real.all(axis=1) & (normal.all(axis=1) | self.mask_anomalies)
+            idx, normal = idx[keep], normal[keep]
+            if len(idx) == 0:
+                what = "full" if self.mask_anomalies else "anomaly-free"
+                raise NotRun(f"its training rows hold no {what} window of baselines.{self.name}.window={w} rows")
+        return split.values[idx], normal.astype(np.float32)
 
     def _loss_weights(self, train: Split, channels: int) -> np.ndarray:
         if self.params.loss == "rf_weighted":
             if train.labels.sum() == 0:
                 raise NotRun(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies; its training rows "
                              "hold none")  # fmt: skip
-            feats = rolling_features(train.values, [10, 30], STATS, names=train.features)
+            feats = split_features(train, [10, 30], STATS)
             rf = RandomForestClassifier(n_estimators=self.RF_TREES, max_depth=10, class_weight="balanced_subsample",
                                         random_state=self.seed, n_jobs=-1, max_samples=0.5)  # fmt: skip
             rf.fit(feats.to_numpy(), train.labels)
@@ -106,25 +99,31 @@ class AutoencoderDetector(TorchDetector):
         p = self.params
         torch.manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
-        self._x, _ = self._windows(train, p.train_stride, clean=True)
+        self._x, self._m = self._windows(train, p.train_stride, train=True)
         if val is not None:
-            self._vx, vy = self._windows(val, p.eval_stride, clean=False)
+            self._vx, vmask = self._windows(val, p.eval_stride, train=False)
         else:
-            self._vx, vy = self._x[:64], np.zeros(self._x[:64].shape[:2])
+            self._vx, vmask = self._x[:64], self._m[:64]
+        # only masked training needs the weighted sum; mean keeps anomaly-free runs bit-identical
+        self._masked = bool((self._m < 1).any())
         self.channels_ = self._x.shape[2]
         self.model_ = self.build(self.channels_).to(self.device_)
         self.weights_ = self._loss_weights(train, self.channels_)
-        self._vmask = torch.tensor(1.0 - vy, dtype=torch.float32)
+        self._vmask = torch.tensor(vmask, dtype=torch.float32)
         loop = TrainLoop(LoopConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience,
                                     min_delta=1e-6), self.device_, "fp32", self.seed, progress=self.progress,
                          desc=self.name)  # fmt: skip
         self.history_ = loop.fit(self, len(self._x))["history"]
-        del self._x, self._vx, self._vmask
+        del self._x, self._m, self._vx, self._vmask
 
     def batch_loss(self, idx: np.ndarray, gen: torch.Generator, epoch: int) -> torch.Tensor:
         xb = torch.from_numpy(self._x[idx]).to(self.device_)
         w = torch.tensor(self.weights_, dtype=torch.float32, device=self.device_)
-        return (((self.model_(xb) - xb) ** 2) * w).mean()
+        err = ((self.model_(xb) - xb) ** 2) * w
+        if not self._masked:
+            return err.mean()
+        m = torch.from_numpy(self._m[idx]).to(self.device_)[:, :, None]
+        return (err * m).sum() / (m.sum() * err.shape[2]).clamp(min=1)
 
     def on_epoch_end(self, epoch: int) -> None:
         if epoch == 0 and self.params.loss == "feature_scaled":
@@ -146,15 +145,14 @@ class AutoencoderDetector(TorchDetector):
         return out
 
     def channel_scores(self, split: Split) -> np.ndarray:
-        """(timesteps, KPIs) weighted reconstruction error, averaged over overlapping windows."""
-        w = self.params.window
-        st = make_windows(len(split), w, self.params.eval_stride, self.name)
-        idx = st[:, None] + np.arange(w)[None, :]
+        """(timesteps, KPIs) weighted reconstruction error, averaged over overlapping windows
+        (padding rows of a short segment's window left out)."""
+        idx, real = padded_windows(split.segments, self.params.window, self.params.eval_stride)
         err = self._channel_error(split.values[idx]) * self.weights_  # (windows, L, C)
         acc = np.zeros((len(split), err.shape[2]))
         cnt = np.zeros(len(split))
-        np.add.at(acc, idx, err)
-        np.add.at(cnt, idx, 1.0)
+        np.add.at(acc, idx[real], err[real])
+        np.add.at(cnt, idx[real], 1.0)
         return acc / cnt[:, None]
 
     def _score(self, split: Split) -> np.ndarray:

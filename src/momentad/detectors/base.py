@@ -64,6 +64,9 @@ class Detector:
     Params: ClassVar[type]  # the typed options (``baselines.<name>`` for baselines)
     kind: ClassVar[str] = "baseline"  # baseline | foundation
     device_: Any = "cpu"  # where the model runs, once fitted
+    # budget.include_anomalous: train on windows holding labelled anomalies, those steps masked
+    # out of a reconstruction loss (the autoencoders; MOMENT LoRA reads the budget itself)
+    mask_anomalies: bool = False
 
     def __init__(self, params: Any, seed: int = 0, progress: bool = False):
         self.params, self.seed, self.progress = params, seed, progress
@@ -76,7 +79,9 @@ class Detector:
         """Build from the validated params tree (``run`` carries draw / state_dir where used)."""
         from momentad.budgets import draw_seed
 
-        return cls(cfg.baselines.options[cls.name], draw_seed(cfg.seed, run.get("draw", 0)), progress)
+        det = cls(cfg.baselines.options[cls.name], draw_seed(cfg.seed, run.get("draw", 0)), progress)
+        det.mask_anomalies = cfg.budget.include_anomalous
+        return det
 
     # -- the interface ------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, X_val: Any = None) -> Detector:

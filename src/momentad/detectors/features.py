@@ -42,6 +42,13 @@ def rolling_features(values: np.ndarray, windows: list[int], stats: tuple[str, .
     return out.fillna(0.0).astype(np.float32)
 
 
+def split_features(split, windows: list[int], stats: tuple[str, ...] = STATS) -> pd.DataFrame:
+    """:func:`rolling_features` of a Split, computed per segment so no trailing window reaches
+    back across a time gap."""
+    parts = [rolling_features(split.values[a:b], windows, stats, names=split.features) for a, b in split.segments]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
 def kpi_importance(feature_names: list[str], importances: np.ndarray, kpis: list[str]) -> np.ndarray:
     """Sum feature importances back onto their KPI ("<kpi>|<stat><window>")."""
     by_kpi = dict.fromkeys(kpis, 0.0)

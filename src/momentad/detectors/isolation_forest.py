@@ -19,6 +19,7 @@ from momentad.detectors.base import Detector
 from momentad.detectors.features import rolling_features
 from momentad.detectors.registry import register
 from momentad.detectors.sklearn_io import load_estimator, save_estimator
+from momentad.windows import per_segment
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class IsolationForestDetector(Detector):
     Params = IsolationForestParams
 
     def _features(self, split: Split) -> np.ndarray:
-        values, w = split.values, self.params.window
+        return per_segment(split.values, split.segments, self._segment_features)
+
+    def _segment_features(self, values: np.ndarray) -> np.ndarray:
+        w = self.params.window
         if self.params.features == "stats":
             return rolling_features(values, [w], ("mean", "std", "min", "max")).to_numpy()
         # trailing subsequences, edge-padded at the start so row t sees rows <= t only

@@ -108,25 +108,26 @@ class MomentZeroShot(Detector):
     def channel_scores(self, split: Split) -> np.ndarray:
         """(timesteps, channels) per-step evidence, averaged over overlapping windows."""
         values, index = split.values, split.index
-        w, c = len(index), values.shape[1]
-        length = int(index["stop"].iloc[0] - index["start"].iloc[0])
-        err = np.empty((w * c, length), dtype=np.float32)
-        self.model_.eval()
-        bar = tqdm(total=w * c, desc=f"{self.name} {split.name}", unit="seq", disable=not self.progress,
-                   leave=False, mininterval=2.0)  # fmt: skip
-        with autocast(self.device_, self.params.model.precision):
-            for a, xb, mb in window_batches(values, index, self.params.model.batch_size):
-                x = torch.from_numpy(xb).to(self.device_)
-                m = torch.from_numpy(mb).to(self.device_)
-                err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()
-                bar.update(len(xb))
-        bar.close()
-        per_window = err.reshape(w, c, length).transpose(0, 2, 1)  # (w, length, c)
+        c = values.shape[1]
         acc = np.zeros((len(split), c), dtype=np.float64)
         count = np.zeros(len(split), dtype=np.float64)
-        rows = index["start"].to_numpy()[:, None] + np.arange(length)[None, :]
-        np.add.at(acc, rows, per_window)
-        np.add.at(count, rows, 1.0)
+        self.model_.eval()
+        bar = tqdm(total=len(index) * c, desc=f"{self.name} {split.name}", unit="seq", disable=not self.progress,
+                   leave=False, mininterval=2.0)  # fmt: skip
+        lengths = (index["stop"] - index["start"]).to_numpy()
+        for length in np.unique(lengths):  # one group unless a short segment has a shorter window
+            sub = index[lengths == length]
+            err = np.empty((len(sub) * c, length), dtype=np.float32)
+            with autocast(self.device_, self.params.model.precision):
+                for a, xb, mb in window_batches(values, sub, self.params.model.batch_size):
+                    x = torch.from_numpy(xb).to(self.device_)
+                    m = torch.from_numpy(mb).to(self.device_)
+                    err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()
+                    bar.update(len(xb))
+            rows = sub["start"].to_numpy()[:, None] + np.arange(length)[None, :]
+            np.add.at(acc, rows, err.reshape(len(sub), c, length).transpose(0, 2, 1))
+            np.add.at(count, rows, 1.0)
+        bar.close()
         with np.errstate(invalid="ignore"):  # rows no window covers stay NaN
             return acc / count[:, None]
 

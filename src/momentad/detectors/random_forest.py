@@ -17,7 +17,7 @@ from sklearn.metrics import average_precision_score
 from momentad.config import rng
 from momentad.data import Split
 from momentad.detectors.base import Detector
-from momentad.detectors.features import STATS, kpi_importance, rolling_features
+from momentad.detectors.features import STATS, kpi_importance, split_features
 from momentad.detectors.registry import register
 from momentad.detectors.sklearn_io import load_estimator, save_estimator
 from momentad.errors import NotRun
@@ -40,7 +40,7 @@ class RandomForestDetector(Detector):
     Params = RandomForestParams
 
     def _features(self, split: Split):
-        return rolling_features(split.values, self.params.windows, STATS, names=split.features)
+        return split_features(split, self.params.windows, STATS)
 
     def _fit(self, train: Split, val: Split | None) -> None:
         y = train.labels

@@ -24,9 +24,10 @@ from momentad.config import rng
 from momentad.data import Split
 from momentad.detectors.base import TorchDetector
 from momentad.detectors.registry import register
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.models.device import resolve_device
 from momentad.training import LoopConfig, TrainLoop
+from momentad.windows import padded_windows, per_segment
 
 
 class _SDMAE(nn.Module):
@@ -95,12 +96,11 @@ class SDMAEDetector(TorchDetector):
     Params = SDMAEParams
 
     def _windows(self, split: Split, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full windows inside the segments, with patch labels; none when every segment is shorter."""
         p = self.params
-        if len(split) < p.window:
-            raise InputError(f"a split has {len(split)} rows, fewer than baselines.sd_mae.window={p.window}; lower it")
-        st = np.arange(0, len(split) - p.window + 1, stride)
-        idx = st[:, None] + np.arange(p.window)[None, :]
-        lab = split.labels[idx].reshape(len(st), -1, p.patch).max(axis=2)  # patch labels
+        idx, real = padded_windows(split.segments, p.window, stride)
+        idx = idx[real.all(axis=1)]
+        lab = split.labels[idx].reshape(len(idx), -1, p.patch).max(axis=2)  # patch labels
         return split.values[idx], lab
 
     def build(self, channels: int) -> nn.Module:
@@ -128,7 +128,12 @@ class SDMAEDetector(TorchDetector):
         torch.manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
         self._x, self._lab = self._windows(train, p.train_stride)
+        if not len(self._x):
+            raise NotRun(f"no stretch of its training rows without a time gap holds baselines.sd_mae.window="
+                         f"{p.window} rows")  # fmt: skip
         self._vx, self._vlab = self._windows(val, p.window) if val is not None else (self._x[:64], self._lab[:64])
+        if not len(self._vx):  # validation too short for one window: early-stop on training windows
+            self._vx, self._vlab = self._x[:64], self._lab[:64]
         n_p = p.window // p.patch
         self.channels_ = self._x.shape[2]
         self.model_ = self.build(self.channels_).to(self.device_)
@@ -156,12 +161,15 @@ class SDMAEDetector(TorchDetector):
     # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
     def _score(self, split: Split) -> np.ndarray:
-        """Teacher-student discrepancy on each window's masked last patch, one patch at a time."""
-        p = self.params
+        """Teacher-student discrepancy on each window's masked last patch, one patch at a time,
+        each segment on its own."""
         self.model_.eval()
-        values = split.values
-        pad = p.window - p.patch
-        padded = np.concatenate([np.repeat(values[:1], pad, axis=0), values])  # past-only context at the start
+        return per_segment(split.values, split.segments, self._score_rows)
+
+    def _score_rows(self, values: np.ndarray) -> np.ndarray:
+        p = self.params
+        pad = p.window  # edge-padded past-only context, enough for a segment shorter than a patch
+        padded = np.concatenate([np.repeat(values[:1], pad, axis=0), values])
         n = len(values)
         ends = np.arange(p.patch, n + 1, p.patch)
         if len(ends) == 0 or ends[-1] != n:

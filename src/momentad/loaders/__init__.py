@@ -57,6 +57,13 @@ def load(data: Any, seed: int) -> RawData:
     if source not in SOURCES:
         raise InputError(f"params.yaml: data.source={source!r}; choose one of {', '.join(SOURCES)}")
     options = params.get(source) or {}
+    if source == "nezha" and not path:
+        from momentad.loaders.nezha import SHIPPED
+
+        if not SHIPPED.is_dir():
+            raise InputError(f"params.yaml: data.path is empty and the shipped copy {SHIPPED} is missing; set "
+                             "data.path to a folder of Nezha days")  # fmt: skip
+        path = str(SHIPPED)
     if source != "synthetic" and not path:
         raise InputError(f"params.yaml: data.path is empty; set it to your {source} file or folder")
     raw = _registry()[source](path=path, options=options, data_params=params, seed=seed)

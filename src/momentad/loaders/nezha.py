@@ -4,8 +4,9 @@
     <path>/<day>/metric/front_service.csv       the frontend's service-level metrics
     <path>/<day>/<day>-fault_list.json          the faults injected that day, grouped by hour
 
-``data.path`` is the folder holding the days (or one day's folder). Files may be gzipped
-(``.csv.gz``; the copy shipped in ``data/nezha-trainticket`` is). Pods are named
+``data.path`` is the folder holding the days (or one day's folder); null reads the two
+TrainTicket days shipped in ``data/raw/nezha-trainticket``. Files may be gzipped (``.csv.gz``;
+the shipped copy is). Pods are named
 ``<service>-<replica-set hash>-<pod hash>``; their rows are put on a one-minute grid per day
 (samples are not exactly on the minute) and averaged per service, so columns are
 ``<service>_<KPI>``. Other CSVs in a metric folder (OnlineBoutique's ``dependency.csv``,
@@ -14,8 +15,10 @@ in ``schema.json`` (``source_info.ignored``).
 
 Labels: each fault marks ``data.nezha.label_minutes`` minutes from its ``inject_time``
 (the fault list gives start times only; ``inject_timestamp`` is 8 hours off and unused);
-``fault_type`` is ``inject_type`` and ``root_cause`` the injected pod's service. Each day is a
-segment of its own (``source_info.segments``): the days are not contiguous.
+``fault_type`` is ``inject_type`` and ``root_cause`` the injected pod's service. The days are
+not contiguous: preprocess sees the time gap and keeps each day a segment of its own. With two
+or more days, every day but the last is the format's train part (faults are injected in bursts
+in the first hours of each day, so a row-fraction split leaves val and test without any).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from momentad.errors import InputError
 from momentad.loaders import RawData
 from momentad.loaders._common import existing, finish, read_csv, require_column
 
+SHIPPED = Path("data/raw/nezha-trainticket")  # relative to the project root, where stages run
 POD = re.compile(r"^(?P<service>.+?)-[0-9a-f]{6,10}-[0-9a-z]{5}$")
 METRIC_FILE = re.compile(r"^(?P<pod>.+)_metric\.csv(\.gz)?$")
 FRONT_FILE = re.compile(r"^front_service\.csv(\.gz)?$")
@@ -146,6 +150,7 @@ def load(path, options, data_params, seed) -> RawData:
     out = pd.concat(frames, ignore_index=True, sort=False)
     meta = ["timestamp", "label", "fault_type", "root_cause"]
     out = out[meta[:1] + sorted(c for c in out.columns if c not in meta) + meta[1:]]
-    return RawData(frame=out, source="nezha", name=root.name,
+    train_end = segments[-1]["start_row"] if len(days) > 1 else None
+    return RawData(frame=out, source="nezha", name=root.name, train_end=train_end,
                    info={"days": [d.name for d in days], "segments": segments, "ignored": ignored,
                          "label_minutes": label_minutes, "faults": n_faults})  # fmt: skip
