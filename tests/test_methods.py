@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import MODEL_CACHE, small_params, write_params
+from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
 from momentad import config
 from momentad.budgets import restrict, span
@@ -181,6 +182,16 @@ def test_a_budget_the_data_cannot_supply_is_recorded_not_failed(runner, workdir)
         assert result.output.startswith(f"{method}: not run: {reason}"), result.output
         assert json.loads(lay.metrics(method).read_text())["status"].startswith(f"not run: {reason}")
         assert pd.read_parquet(lay.scores(method)).empty and lay.pr_curve(method).is_file()
+        # every path the method's DVC stage declares exists, or `dvc repro` fails the stage
+        stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+        stage = stage["moment_lora"] if method.startswith("moment_lora") else stage["baseline"]
+        declared = [next(iter(o)) if isinstance(o, dict) else o for k in ("outs", "metrics", "plots")
+                    for o in stage.get(k, [])]  # fmt: skip
+        budget = method.rsplit("_", 1)[1]
+        for path in declared:
+            path = path.replace("${item}", budget).replace("${item.method}", "random_forest")
+            path = path.replace("${item.budget}", budget)
+            assert (workdir / path).exists(), path
     for method in ("moment_zero_shot", "moment_lora_1", "random_forest_100000", "random_forest_full"):
         assert detect(runner, method).exit_code == 0
     result = runner.invoke(compare_app, [])

@@ -187,6 +187,10 @@ def write_not_run(method_id: str, doc: dict[str, Any], splits: dict[str, Split],
             scores_frame(splits[split], np.zeros(len(splits[split]))).iloc[:0].to_parquet(tmp, index=False)
     with atomic_file(layout.pr_curve(method_id)) as tmp:
         pd.DataFrame({"recall": [], "precision": []}).to_csv(tmp, index=False)
+    if detector_class(parse(method_id).detector).kind == "foundation" and parse(method_id).budget is not None:
+        # the fine-tuning stages also declare a training curve
+        with atomic_file(layout.training_curve(method_id)) as tmp:
+            pd.DataFrame({"epoch": [], "train_loss": [], "val_loss": []}).to_csv(tmp, index=False)
     with atomic_file(layout.details(method_id)) as tmp:
         write_json(tmp, doc)
     with atomic_file(layout.metrics(method_id)) as tmp:
