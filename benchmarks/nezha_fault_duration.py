@@ -72,5 +72,7 @@ if __name__ == "__main__":
     print("minute k after injection : " + " ".join(f"{k:>5d}" for k in OFFSETS))
     print("share of faults visible  : " + " ".join(f"{share[k]:5.2f}" for k in OFFSETS))
     print("faults still before next : " + " ".join(f"{int(n[k]):5d}" for k in OFFSETS))
-    print(f"before injection {before:.2f}, peak {peak:.2f}, half-way {half:.2f}: visible from minute 0 "
-          f"for {length} minutes (offsets at or above half-way: {visible})")
+    print(
+        f"before injection {before:.2f}, peak {peak:.2f}, half-way {half:.2f}: visible from minute 0 "
+        f"for {length} minutes (offsets at or above half-way: {visible})"
+    )

@@ -9,6 +9,7 @@ import typer
 from momentad import config
 from momentad.cli import setup_logging, stage
 from momentad.compare import (
+    baro_reference,
     best_per_detector,
     fault_recall_table,
     learning_curve,
@@ -16,6 +17,7 @@ from momentad.compare import (
     read_docs,
     read_scores,
     render_report,
+    root_cause_rows,
     summary,
     table,
     timeline_methods,
@@ -23,7 +25,7 @@ from momentad.compare import (
 )
 from momentad.io import atomic_file, write_json
 from momentad.layout import Layout, method_ids
-from momentad.plots import heatmap_png, learning_curve_png, pr_curves_png, timeline_png
+from momentad.plots import heatmap_png, learning_curve_png, pr_curves_png, root_cause_rank_png, timeline_png
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 
@@ -69,11 +71,24 @@ def main(
                  "validation threshold)")  # fmt: skip
 
     verdict = verdicts(tab, docs, frames, cfg.budget.sizes, seed=cfg.seed, workers=cfg.threads)
-    summ = summary(tab, verdict)
+    rca = root_cause_rows(docs, best, baro_reference(layout.processed))
+    if rca:
+        ranks = {r["method"]: [e["rank"] for e in r["events_ranked"]] for r in rca}
+        types = [e["fault_type"] for e in rca[0]["events_ranked"]]
+        root_cause_rank_png(
+            ranks,
+            types,
+            out / "root_cause_rank.png",
+            "Rank of the true root-cause service per "
+            "test fault event (first draw of each detector's best row; BARO = statistical reference)",
+        )
+    else:  # the stage declares the plot: say why it is empty
+        root_cause_rank_png({}, [], out / "root_cause_rank.png", "No test fault event names its root cause")
+    summ = summary(tab, verdict, rca)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
     with atomic_file(layout.report) as tmp:
-        tmp.write_text(render_report(tab, recall, docs, verdict, not_run))
+        tmp.write_text(render_report(tab, recall, docs, verdict, not_run, rca))
     words = ", ".join(f"{b}: {v['verdict']} ({v['moment_minus_best_baseline']:+.3f})" for b, v in verdict.items())
     typer.echo(f"compare: {len(tab)} rows ran, {len(not_run)} not run; best {summ['best_method']} "
                f"(VUS-PR {summ['best_vus_pr']:.3f}); MOMENT ({moment_weights}) vs best baseline per budget: "

@@ -67,6 +67,17 @@ def fixture(root, pretrained=False, methods=None):
             "data": {"source": "synthetic", "name": "synthetic-trainticket", "synthetic": True},
         }  # fmt: skip
         mpath.write_text(json.dumps(doc))
+    # the processed test split BARO ranks (root cause "svc-b"; its KPI jumps in every event)
+    kpis = ["svc-a_cpu", "svc-b_cpu", "svc-c_cpu"]
+    values = rng.normal(size=(n, 3))
+    values[label == 1, 1] += 5
+    cause = pd.array(np.where(label == 1, "svc-b", None), dtype="string")
+    processed = root / "data" / "processed"
+    processed.mkdir(parents=True, exist_ok=True)
+    test = pd.DataFrame({"timestamp": ts, **dict(zip(kpis, values.T, strict=True)), "label": label,
+                         "fault_type": pd.array(fault, dtype="string"), "root_cause": cause})  # fmt: skip
+    test.to_parquet(processed / "test.parquet")
+    (processed / "schema.json").write_text(json.dumps({"features": kpis}))
 
 
 def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
@@ -76,6 +87,11 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "8 rows ran, 1 not run; best isolation_forest_full (VUS-PR 0.400)" in result.output
     md = (tmp_path / "reports/compare.md").read_text()
+    # the rows carry no per-KPI evidence, so BARO is the only root-cause row: 5 events, all found
+    assert "| baro (reference) | statistics, no training | 1.000 | 1.000 | 1.000 | 5 |" in md
+    assert json.loads((tmp_path / "metrics/compare.json").read_text())["root_cause"] == {
+        "baro": {"ac1": 1.0, "ac3": 1.0}
+    }
     assert "**MOMENT ran with random-init weights.**" in md and "not foundation-model results" in md
     assert "model.checkpoint=AutonLab/MOMENT-1-large" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]

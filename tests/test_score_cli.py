@@ -47,6 +47,16 @@ def test_score_reproduces_the_stage_vus_pr(runner, trained, method):
     pd.testing.assert_series_equal(out["score"], stage["score"], check_names=False, rtol=1e-4)  # MOMENT: float32 noise
     threshold = json.loads(Layout(trained).details(method).read_text())["threshold"]["value"]
     assert (out["flag"] == (out["score"] > threshold)).all() and out["flag"].sum() > 0
+    # one line per flagged event (at most 20) naming its top-5 services
+    flag = out["flag"].to_numpy()
+    n_events = int(((flag[1:] == 1) & (flag[:-1] == 0)).sum() + flag[0])
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("flagged ")]
+    assert len(lines) == min(n_events, 20)
+    kpis = [c for c in pd.read_csv(trained / "test.csv").columns if c not in ("timestamp", "label")]
+    services = {c.split("_", 1)[0] for c in kpis}
+    for ln in lines:
+        top = ln.split(": top services ")[1].split(", ")
+        assert len(top) == 5 and set(top) <= services and len(set(top)) == 5
 
 
 def test_without_labels_it_only_scores(runner, trained):

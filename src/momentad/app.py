@@ -14,8 +14,10 @@ import pandas as pd
 import typer
 
 from momentad.cli import setup_logging, stage
+from momentad.data import Split
 from momentad.errors import InputError
 from momentad.layout import Layout, parse
+from momentad.windows import window_index
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False, no_args_is_help=True)
 
@@ -67,6 +69,7 @@ def score(
         "an optional 0/1 `label` column makes the command print VUS-PR.",
     ),  # fmt: skip
     output: Path = typer.Option(..., "--output", "-o", help="CSV written: timestamp, score, flag."),
+    top: int = typer.Option(5, help="print the N services most implicated in each flagged event (0: none)."),
     root: Path = typer.Option(Path("."), help="project folder whose `dvc repro` trained the method."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
 ) -> None:
@@ -85,7 +88,8 @@ def score(
                             "quality": {"ffill_limit": info["ffill_limit"]}})  # fmt: skip
     det = load_detector(layout.model_dir(method))
     n = len(frame)
-    scores = det.decision_function(frame[info["features"]])  # windowed as the stage windowed test
+    split = Split("input", frame, list(info["features"]), window_index(frame, *det._window(eval_=True)))
+    scores = det.decision_function(split)  # windowed as the stage windowed test, segments kept apart
     threshold = float(info["threshold"]["value"])
     out = pd.DataFrame({"timestamp": frame["timestamp"], "score": scores, "flag": (scores > threshold).astype(int)})
     with atomic_file(output) as tmp:
@@ -99,6 +103,35 @@ def score(
             m = compute_metrics(labels, np.asarray(scores), int(info["sliding_window"]))
             msg += f"; VUS-PR {m['vus_pr']:.4f}, AUC-PR {m['auc_pr']:.4f}"
     typer.echo(msg)
+    if top > 0:
+        for line in flagged_events(det, split, out["flag"].to_numpy(), top):
+            typer.echo(line)
+
+
+def flagged_events(det, split, flag: np.ndarray, top: int, limit: int = 20) -> list[str]:
+    """One line per run of flagged rows: its time span and the ``top`` services whose KPIs
+    stand out most over it (per-KPI evidence as a robust z against the rows before it)."""
+    from momentad.metrics import segments
+    from momentad.rca import REFERENCE, rank_kpis, robust_event_scores, services_in_order
+
+    starts, ends = segments(flag)
+    if not len(starts):
+        return []
+    spans = [(int(s), int(e) + 1, max(0, int(s) - REFERENCE)) for s, e in zip(starts, ends, strict=True)][:limit]
+    try:
+        evidence = det.attribute(split, np.concatenate([np.arange(r, e) for s, e, r in spans]))
+    except NotImplementedError:
+        return [f"{det.name}: no per-KPI evidence, so no root-cause ranking"]
+    ts, lines, at = split.frame["timestamp"], [], 0
+    for s, e, r in spans:
+        ev = evidence[at : at + e - r]
+        at += e - r
+        ranked = rank_kpis(robust_event_scores(ev, s - r, e - r, 0), split.features)
+        lines.append(f"flagged {ts.iloc[s]} .. {ts.iloc[e - 1]}: top services "
+                     + ", ".join(services_in_order(ranked)[:top]))  # fmt: skip
+    if len(starts) > limit:
+        lines.append(f"... {len(starts) - limit} more flagged events (their rows are in the output CSV)")
+    return lines
 
 
 @app.command()

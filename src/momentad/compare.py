@@ -131,10 +131,13 @@ def learning_curve(tab: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["method", "train_windows"], kind="stable").reset_index(drop=True)
 
 
-def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def summary(
+    tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None, root_cause: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """metrics/compare.json: flat headline keys for `dvc metrics diff` / `dvc exp show`: the
     mean test VUS-PR of every method at every budget (``vus_pr.<method>.<budget>``) and, per
-    budget, the verdict with its interval."""
+    budget, the verdict with its interval; AC@1 / AC@3 of root-cause ranking per detector's best
+    row and BARO (``root_cause.<method>.ac1``)."""
     moment = tab[tab["kind"] != "baseline"]
     out: dict[str, Any] = {"best_method": tab.iloc[0]["method"], "best_vus_pr": round(float(tab.iloc[0]["vus_pr"]), 6)}
     if len(moment):
@@ -146,6 +149,8 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]] | None = None)
     if verdict:
         out["verdict"] = {b: {k: v[k] for k in ("moment_minus_best_baseline", "ci_low", "ci_high", "verdict")}
                           for b, v in verdict.items()}  # fmt: skip
+    if root_cause:
+        out["root_cause"] = {r["method"].split(" ")[0]: {"ac1": r["ac1"], "ac3": r["ac3"]} for r in root_cause}
     return out
 
 
@@ -266,10 +271,10 @@ def _recall_cell(share: float, n: int) -> str:
 
 
 def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, Any]],
-                  verdict: dict[str, dict[str, Any]] | None = None,
-                  not_run: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+                  verdict: dict[str, dict[str, Any]] | None = None, not_run: list[dict[str, Any]] | None = None,
+                  root_cause: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
     """reports/compare.md: the answer per budget, the ranked table, per-fault-type recall,
-    detection delays, what did not run and the weights caveat."""
+    detection delays, root-cause ranking, what did not run and the weights caveat."""
     data = docs[0].get("data", {})
     lines = ["# Does MOMENT beat the classic detectors?", ""]
     random_init = (tab["weights"] == "random-init").any()
@@ -345,6 +350,71 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, 
             f"| {m} | {dl['events']} | {dl['detected']} | {dl['missed']} | "
             f"{'' if med is None else f'{med:g} {unit}'} | {'' if p90 is None else f'{p90:g} {unit}'} |"
         )
-    lines += ["", "Plots: `plots/compare/` (learning curve, PR curves, recall heatmap, timeline); "
+    lines += root_cause_lines(root_cause or [])
+    lines += ["", "Plots: `plots/compare/` (learning curve, PR curves, recall heatmap, timeline, root-cause ranks); "
               "`dvc plots show` renders them with the per-method plots.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def baro_reference(processed: Path) -> dict[str, Any] | None:
+    """BARO's ranking of the test fault events (:mod:`momentad.rca`), or None without root causes."""
+    import json
+    import time
+
+    from momentad.rca import fault_events, localise
+
+    schema_path, test_path = processed / "schema.json", processed / "test.parquet"
+    if not schema_path.is_file() or not test_path.is_file():
+        raise InputError(f"{processed}: schema.json / test.parquet not found; run `dvc repro preprocess`")
+    features = json.loads(schema_path.read_text())["features"]
+    frame = pd.read_parquet(test_path)
+    if not fault_events(frame):
+        return None
+    t0 = time.perf_counter()
+    out = localise({-1: frame[features].to_numpy(dtype=np.float64)}, frame, features, how="baro")
+    return {"status": "ok", "seconds": round(time.perf_counter() - t0, 3), **out}
+
+
+def root_cause_rows(docs: list[dict[str, Any]], order: list[str], baro: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per method in ``order`` (each detector's best row) whose ranking ran, then BARO."""
+    by = {d["method"]: d for d in docs}
+    rows = []
+    for m in order:
+        rc = by[m].get("root_cause") or {}
+        if rc.get("status") != "ok":
+            continue
+        score_s = by[m]["runtime"]["score_s"]
+        rows.append({"method": m, "weights": weights(by[m]), **rc,
+                     "share_of_score": rc["seconds"] / score_s if score_s else None})  # fmt: skip
+    if baro:
+        rows.append({"method": "baro (reference)", "weights": "statistics, no training", **baro,
+                     "share_of_score": None})  # fmt: skip
+    return rows
+
+
+def root_cause_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The report section: AC@1 / AC@3 / Avg@5 per method and AC@1 per fault type."""
+    if not rows:
+        return ["", "## Where the fault is", "", "No test fault event names its root cause: nothing to rank.", ""]
+    first = rows[0]
+    lines = ["", "## Where the fault is (root-cause service)", "",
+             f"Per test fault event, the {first['kpis']} KPIs are ranked by each method's per-KPI evidence over the "
+             "event (mean, as a robust z-score against the 60 rows before it; the forests by occlusion), and the "
+             f"event's true root-cause service is looked up among the {first['candidates']} services "
+             "(RCAEval's definitions: AC@k = share of events whose service is among the services of the top-k "
+             "KPIs; Avg@5 = mean of AC@1..AC@5). First draw of each detector's best row; BARO (robust z of the "
+             "raw KPIs against the normal rows before the event) is the statistical reference a method must beat. "
+             "`ranking s` = time to rank every event, and its share of the method's test scoring time.", "",
+             "| method | weights | AC@1 | AC@3 | Avg@5 | events | ranking s | share of score time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        share = "" if r["share_of_score"] is None else f"{100 * r['share_of_score']:.1f} %"
+        lines.append(f"| {r['method']} | {r['weights']} | {r['ac1']:.3f} | {r['ac3']:.3f} | {r['avg5']:.3f} | "
+                     f"{r['events']} | {r['seconds']:.2f} | {share} |")  # fmt: skip
+    types = list(first["per_type"])
+    lines += ["", "AC@1 per fault type (n events):", "",
+              "| method | " + " | ".join(f"{t} (n={first['per_type'][t]['events']})" for t in types) + " |",
+              "| --- |" + " --- |" * len(types)]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['method']} | " + " | ".join(f"{r['per_type'][t]['ac1']:.2f}" for t in types) + " |")
+    return lines

@@ -112,6 +112,27 @@ def timeline_png(test_frame, series: dict, path: Path, title: str) -> None:
     _save(fig, path)
 
 
+def root_cause_rank_png(ranks: dict[str, list[int]], types: list[str], path: Path, title: str, cap: int = 10) -> None:
+    """Rank of the true root-cause service per test fault event (1 = top), one row of markers per
+    method; events ordered by fault type, ranks above ``cap`` drawn at cap + 1."""
+    order = np.argsort(np.array(types), kind="stable")
+    fig, ax = plt.subplots(figsize=(13, 0.45 * len(ranks) + 2.2))
+    for i, r in enumerate(ranks.values()):
+        y = np.minimum(np.asarray(r)[order], cap + 1)
+        ax.scatter(np.arange(len(y)), np.full(len(y), i), c=y, cmap="RdYlGn_r", vmin=1, vmax=cap + 1, s=28,
+                   marker="s")  # fmt: skip
+        ax.text(len(y) + 0.5, i, f"AC@1 {np.mean(np.asarray(r) <= 1):.2f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(ranks)), list(ranks), fontsize=7)
+    ts = np.array(types)[order]
+    starts = [0, *[k for k in range(1, len(ts)) if ts[k] != ts[k - 1]]]
+    ax.set_xticks(starts, [ts[k] for k in starts], rotation=60, ha="right", fontsize=6)
+    ax.set_xlim(-1, len(ts) + 6)
+    sm = plt.cm.ScalarMappable(cmap="RdYlGn_r", norm=plt.Normalize(1, cap + 1))
+    fig.colorbar(sm, ax=ax, label=f"rank of the true service (1 = top; {cap + 1} = worse than {cap})")
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_file(path) as tmp:

@@ -156,7 +156,7 @@ class AutoencoderDetector(TorchDetector):
         return acc / cnt[:, None]
 
     def _score(self, split: Split) -> np.ndarray:
-        return self.channel_scores(split).mean(axis=1)
+        return self._keep_channels(split, self.channel_scores(split)).mean(axis=1)
 
     # -- what outputs record ------------------------------------------------------------------
     def extra(self) -> dict:

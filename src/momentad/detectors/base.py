@@ -102,6 +102,25 @@ class Detector:
 
     score = decision_function  # the pipeline's name for it
 
+    def attribute(self, X: Any, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per-KPI evidence for root-cause ranking: (len(rows) or timesteps, KPIs), higher = that
+        KPI looks more anomalous at that step. Reconstruction methods return their per-channel
+        error, kept from the last ``score`` of the same split so it costs nothing extra; the
+        forests override this with occlusion (:func:`momentad.detectors.attribution.occlusion`)."""
+        split = as_split(X, None, "input", *self._window(eval_=True))
+        last = getattr(self, "_last_channels", None)
+        cs = last[1] if last is not None and last[0] is split else self.channel_scores(split)
+        return cs if rows is None else cs[rows]
+
+    def channel_scores(self, split: Split) -> np.ndarray:
+        """(timesteps, KPIs) per-KPI anomaly evidence (methods with per-channel errors)."""
+        raise NotImplementedError(f"{self.name} has no per-KPI scores")
+
+    def _keep_channels(self, split: Split, cs: np.ndarray) -> np.ndarray:
+        """Remember the per-KPI scores of ``split`` for :meth:`attribute`; returns them."""
+        self._last_channels = (split, cs)
+        return cs
+
     def _window(self, eval_: bool = False) -> tuple[int, int]:
         return (512, 512)
 

@@ -54,16 +54,34 @@ class IsolationForestDetector(Detector):
         p = self.params
         self.model_ = IsolationForest(n_estimators=p.n_estimators, max_samples=min(p.max_samples, len(x)),
                                       random_state=self.seed, n_jobs=-1).fit(x)  # fmt: skip
+        self.reference_ = np.median(x, axis=0)  # occlusion baseline for per-KPI attribution
 
     def _score(self, split: Split) -> np.ndarray:
         return -self.model_.score_samples(self._features(split)).astype(np.float64)
+
+    def _groups(self, channels: int) -> np.ndarray:
+        """The KPI of each feature column: raw = (window, KPI) flattened; stats = stat-major."""
+        n_feat = self.params.window * channels if self.params.features == "raw" else 4 * channels
+        return np.arange(n_feat) % channels
+
+    def attribute(self, X, rows: np.ndarray | None = None) -> np.ndarray:
+        """Occlusion per KPI (:mod:`momentad.detectors.attribution`) on ``rows``."""
+        from momentad.detectors.attribution import occlusion
+        from momentad.detectors.base import as_split
+
+        split = as_split(X, None, "input", *self._window(eval_=True))
+        x = self._features(split)
+        x = x if rows is None else x[rows]
+        c = len(split.features)
+        return occlusion(x, self._groups(c), self.reference_, lambda v: -self.model_.score_samples(v), c)
 
     def n_parameters(self) -> int:
         """Tree nodes (not weights): the size of the forest."""
         return int(sum(e.tree_.node_count for e in self.model_.estimators_))
 
     def _save_state(self, folder: Path) -> dict:
-        return {"model": save_estimator(self.model_, folder / "model.skops")}
+        return {"model": save_estimator(self.model_, folder / "model.skops"), "reference": self.reference_.tolist()}
 
     def _load_state(self, folder: Path, state: dict) -> None:
         self.model_ = load_estimator(folder / state["model"])
+        self.reference_ = np.asarray(state.get("reference", []), dtype=np.float64)

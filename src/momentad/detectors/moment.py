@@ -133,7 +133,7 @@ class MomentZeroShot(Detector):
 
     def _score(self, split: Split) -> np.ndarray:
         zp = self.params.zero_shot
-        return reduce_channels(self.channel_scores(split), zp.channel_reduce, zp.topk)
+        return reduce_channels(self._keep_channels(split, self.channel_scores(split)), zp.channel_reduce, zp.topk)
 
     # -- artifacts: a reference to the weights, which live in the model cache -------------------
     def _save_state(self, folder: Path) -> dict[str, Any]:

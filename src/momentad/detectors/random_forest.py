@@ -56,6 +56,7 @@ class RandomForestDetector(Detector):
         # threaded predict_proba sums trees in a varying order (1e-16 differences): predict serially
         self.model_.n_jobs = 1
         self.kpi_importance_ = kpi_importance(self.feature_names_, self.model_.feature_importances_, train.features)
+        self.reference_ = np.median(x.to_numpy(), axis=0)  # occlusion baseline for per-KPI attribution
         self.gap_ = {"train_auc_pr": float(average_precision_score(y, self._proba(x.to_numpy())))}
         if val is not None and val.labels.sum() > 0:
             self.gap_["val_auc_pr"] = float(average_precision_score(val.labels, self._score(val)))
@@ -67,6 +68,19 @@ class RandomForestDetector(Detector):
     def _score(self, split: Split) -> np.ndarray:
         return self._proba(self._features(split).to_numpy())
 
+    def attribute(self, X, rows: np.ndarray | None = None) -> np.ndarray:
+        """Occlusion per KPI (:mod:`momentad.detectors.attribution`) on ``rows``: the drop in
+        P(anomaly) when a KPI's trailing statistics are set to their training medians."""
+        from momentad.detectors.attribution import occlusion
+        from momentad.detectors.base import as_split
+
+        split = as_split(X, None, "input", *self._window(eval_=True))
+        feats = self._features(split)
+        x = feats.to_numpy() if rows is None else feats.to_numpy()[rows]
+        kpi = {k: i for i, k in enumerate(split.features)}
+        groups = np.array([kpi[name.rsplit("|", 1)[0]] for name in feats.columns])
+        return occlusion(x, groups, self.reference_, self._proba, len(split.features))
+
     def n_parameters(self) -> int:
         """Tree nodes (not weights): the size of the forest."""
         return int(sum(e.tree_.node_count for e in self.model_.estimators_))
@@ -75,7 +89,8 @@ class RandomForestDetector(Detector):
         return {"train_vs_val": {k: round(v, 6) for k, v in self.gap_.items()}}
 
     def _save_state(self, folder: Path) -> dict:
-        return {"model": save_estimator(self.model_, folder / "model.skops")}
+        return {"model": save_estimator(self.model_, folder / "model.skops"), "reference": self.reference_.tolist()}
 
     def _load_state(self, folder: Path, state: dict) -> None:
         self.model_ = load_estimator(folder / state["model"])
+        self.reference_ = np.asarray(state.get("reference", []), dtype=np.float64)

@@ -164,9 +164,17 @@ class SDMAEDetector(TorchDetector):
         """Teacher-student discrepancy on each window's masked last patch, one patch at a time,
         each segment on its own."""
         self.model_.eval()
-        return per_segment(split.values, split.segments, self._score_rows)
+        both = per_segment(split.values, split.segments, self._score_rows)
+        self._keep_channels(split, both[:, 1:])
+        return both[:, 0]
+
+    def channel_scores(self, split: Split) -> np.ndarray:
+        """(timesteps, KPIs) teacher-student discrepancy per KPI of the masked last patch."""
+        self.score(split)
+        return self._last_channels[1]
 
     def _score_rows(self, values: np.ndarray) -> np.ndarray:
+        """(n, 1 + KPIs): column 0 the score (the discrepancy's mean over KPIs), then per KPI."""
         p = self.params
         pad = p.window  # edge-padded past-only context, enough for a segment shorter than a patch
         padded = np.concatenate([np.repeat(values[:1], pad, axis=0), values])
@@ -176,14 +184,18 @@ class SDMAEDetector(TorchDetector):
             ends = np.append(ends, n)
         st = ends + pad - p.window
         n_p = p.window // p.patch
-        out = np.zeros(n)
+        out = np.zeros((n, 1 + values.shape[1]))
         for a in range(0, len(st), 512):
             s = st[a : a + 512]
             xb = torch.from_numpy(padded[s[:, None] + np.arange(p.window)[None, :]]).to(self.device_)
             masked = torch.zeros(len(s), n_p, dtype=torch.bool, device=self.device_)
             masked[:, -1] = True
             _, t, stu = self.model_(xb, masked)
-            d = ((stu[:, -1] - t[:, -1]) ** 2).reshape(len(s), p.patch, -1).mean(-1).cpu().numpy()
+            per_kpi = ((stu[:, -1] - t[:, -1]) ** 2).reshape(len(s), p.patch, -1)
+            d = per_kpi.mean(-1).cpu().numpy()
+            per_kpi = per_kpi.cpu().numpy()
             for k, e in enumerate(ends[a : a + 512]):
-                out[max(0, e - p.patch) : e] = d[k]
+                lo = max(0, e - p.patch)
+                out[lo:e, 0] = d[k][p.patch - (e - lo) :]
+                out[lo:e, 1:] = per_kpi[k, p.patch - (e - lo) :]
         return out
