@@ -130,3 +130,27 @@ def test_help_explains_every_option(runner):
     for option in ("--params", "--out", "--verbose"):
         assert option in result.output
     assert "fitted on train" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_rounding_flat_kpi_is_constant_and_drop_constant_is_a_param(runner, workdir, drop):
+    # a replica average that is constant up to float rounding (std 3e-17, as Nezha's
+    # ts-ui-dashboard_MemoryUsageRate) must not be scaled by its std: its test values would
+    # become ~1e14 and swamp every score
+    n = 600
+    rng = np.random.default_rng(0)
+    flat = np.where(np.arange(n) % 2, 0.23359375, 0.23359375 + 5.551115123125783e-17)
+    flat[450:] = 0.25  # it moves on test
+    pd.DataFrame({"timestamp": np.arange(n), "cpu": rng.random(n), "flat": flat,
+                  "label": (np.arange(n) % 50 == 0).astype(int)}).to_csv(workdir / "d.csv", index=False)  # fmt: skip
+    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+                                          "data.drop_constant": drop}))  # fmt: skip
+    result = run(runner)
+    assert result.exit_code == 0, result.output
+    schema = json.loads((workdir / "data/processed/schema.json").read_text())
+    test = pd.read_parquet(workdir / "data/processed/test.parquet")
+    if drop:
+        assert schema["dropped_columns"]["constant_in_train"] == ["flat"] and "flat" not in test.columns
+    else:
+        assert schema["constant_in_train_kept"] == ["flat"] and schema["scaler"]["scale"]["flat"] == 1.0
+        assert test["flat"].abs().max() < 1.0

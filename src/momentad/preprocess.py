@@ -278,8 +278,10 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
 
     a, b = bounds["train"]
     train = feats.iloc[a:b]
-    std = train.std(ddof=0)
-    constant = [c for c in feats.columns if not np.isfinite(std[c]) or std[c] == 0]
+    std, mean = train.std(ddof=0), train.mean()
+    # constant up to float rounding too (a replica average's std of 3e-17): scaling by it would
+    # blow the KPI's later values up to ~1e14 and swamp every score
+    constant = [c for c in feats.columns if not np.isfinite(std[c]) or std[c] <= 1e-9 * abs(mean[c])]
     if len(constant) == feats.shape[1]:
         raise InputError(f"{raw.origin}: every KPI column is constant over the train split; nothing to model")
     dropped = constant if data.drop_constant and protocol != "tsbad" else []
@@ -288,15 +290,14 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
 
     if scaler == "standard":
         center, scale = train.mean(), train.std(ddof=0)
-        scale = scale.where(scale > 0, 1.0)  # a constant KPI kept (data.drop_constant: false)
     elif scaler == "robust":
         center = train.median()
         scale = train.quantile(0.75) - train.quantile(0.25)
         scale = scale.where(scale > 0, train.std(ddof=0))  # IQR is 0 for mostly-flat KPIs
-        scale = scale.where(scale > 0, 1.0)
     else:
         center = pd.Series(0.0, index=feats.columns)
         scale = pd.Series(1.0, index=feats.columns)
+    scale = scale.where(~scale.index.isin(constant), 1.0)  # kept constant KPIs are only centred
     # Gaps longer than the fill limit become the train centre (0 after scaling): neutral, and
     # counted in schema.json so users see how much was imputed.
     impute = pd.Series(0.0, index=feats.columns) if scaler != "none" else train.mean()
