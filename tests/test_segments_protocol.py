@@ -31,7 +31,7 @@ def two_segment_split(rng, n1=300, n2=200, channels=3, labels=True) -> Split:
     frame["timestamp"] = np.r_[np.arange(n1), np.arange(n2) + n1 + 1000]
     lab = np.zeros(n, np.int8)
     if labels:
-        lab[[40, 41, 42, 250, 251, 400, 401]] = 1
+        lab[[i for i in (10, 11, 40, 41, 42, 250, 251, 400, 401) if i < n]] = 1
     frame["label"] = lab
     frame["fault_type"] = pd.Series([None] * n, dtype="string")
     frame["segment"] = np.r_[np.zeros(n1, np.int32), np.ones(n2, np.int32)]
@@ -72,6 +72,17 @@ def test_no_baseline_carries_information_across_a_gap(method):
     b = det.score(Split("test", changed, test.features, test.index))
     np.testing.assert_array_equal(a[300:], b[300:])
     assert not np.array_equal(a[:300], b[:300])
+
+
+@pytest.mark.parametrize("method", baseline_names())
+def test_a_validation_split_shorter_than_the_window_is_fine(method):
+    # Nezha's default val split is 45 rows, shorter than every baseline's 64-step window
+    params = small_params()["baselines"][method]
+    opts = {**params, **({"epochs": 1} if "epochs" in params else {})}
+    train = two_segment_split(np.random.default_rng(0))
+    short = two_segment_split(np.random.default_rng(1), 30, 15)
+    scores = make(method, seed=0, **opts).fit(train, X_val=short).score(short)
+    assert scores.shape == (45,) and np.isfinite(scores).all()
 
 
 def test_autoencoder_masks_anomalous_steps_only_when_asked():

@@ -100,7 +100,7 @@ class SDMAEDetector(TorchDetector):
         p = self.params
         idx, real = padded_windows(split.segments, p.window, stride)
         idx = idx[real.all(axis=1)]
-        lab = split.labels[idx].reshape(len(idx), -1, p.patch).max(axis=2)  # patch labels
+        lab = split.labels[idx].reshape(len(idx), p.window // p.patch, p.patch).max(axis=2)  # patch labels
         return split.values[idx], lab
 
     def build(self, channels: int) -> nn.Module:
