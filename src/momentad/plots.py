@@ -127,6 +127,7 @@ def root_cause_rank_png(ranks: dict[str, list[int]], types: list[str], path: Pat
     starts = [0, *[k for k in range(1, len(ts)) if ts[k] != ts[k - 1]]]
     ax.set_xticks(starts, [ts[k] for k in starts], rotation=60, ha="right", fontsize=6)
     ax.set_xlim(-1, len(ts) + 6)
+    ax.invert_yaxis()  # the first method (best VUS-PR) on top, as in the report
     sm = plt.cm.ScalarMappable(cmap="RdYlGn_r", norm=plt.Normalize(1, cap + 1))
     fig.colorbar(sm, ax=ax, label=f"rank of the true service (1 = top; {cap + 1} = worse than {cap})")
     ax.set_title(title, fontsize=9)
