@@ -90,11 +90,13 @@ def test_degenerate_inputs_give_clear_messages(runner, workdir):
     with pytest.raises(InputError, match="same score to every test timestep"):
         evaluate(val, det.score(val), flat, det.score(flat), EV, 16)
     calm = Split(val.name, val.frame.assign(label=0), val.features, val.index)
-    with pytest.raises(InputError, match="validation split, which has none"):
-        evaluate(calm, det.score(calm), test, det.score(test), EV, 16)
-    # a threshold rule that needs no validation labels still works there
+    # val_best_f1 needs validation anomalies: without them it falls back to a label-free rule
+    # and says so, rather than failing the stage (a UCR file's one anomaly is in test)
+    fell_back = evaluate(calm, det.score(calm), test, det.score(test), EV, 16)
+    assert fell_back["threshold"]["rule"] == "percentile" and fell_back["threshold"]["asked"] == "val_best_f1"
     ok = evaluate(calm, det.score(calm), test, det.score(test), EV_PCT, 16)
-    assert np.isfinite(list(ok["test"].values())).all()
+    assert np.isfinite(list(ok["test"].values())).all() and "asked" not in ok["threshold"]
+    assert ok["threshold"]["value"] == fell_back["threshold"]["value"]
 
 
 def aeon_series(name: str) -> pd.DataFrame:
@@ -138,7 +140,7 @@ def test_daphnet_excerpt_has_no_labels_and_is_refused(runner, workdir):
     prepare(runner, workdir, **{"data.source": "trainticket", "data.path": "daphnet.csv", "window.length": 256,
                                 "window.eval_stride": 256})  # fmt: skip
     result = runner.invoke(detect_app, ["isolation_forest_full", "--no-progress"])
-    assert result.exit_code == 2 and "validation split, which has none" in result.output
+    assert result.exit_code == 2 and "the evaluated split has no labelled anomalies" in result.output
 
 
 def test_pyod_style_api_on_arrays_and_frames():

@@ -8,6 +8,8 @@ best baseline at the same budget.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from sklearn.metrics import precision_recall_curve
 
 from momentad.errors import InputError
 from momentad.layout import FULL, LORA, ZERO_SHOT, Layout, parse, read_details
+from momentad.rca import fault_events, localise
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 
@@ -358,11 +361,6 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, docs: list[dict[str, 
 
 def baro_reference(processed: Path) -> dict[str, Any] | None:
     """BARO's ranking of the test fault events (:mod:`momentad.rca`), or None without root causes."""
-    import json
-    import time
-
-    from momentad.rca import fault_events, localise
-
     schema_path, test_path = processed / "schema.json", processed / "test.parquet"
     if not schema_path.is_file() or not test_path.is_file():
         raise InputError(f"{processed}: schema.json / test.parquet not found; run `dvc repro preprocess`")

@@ -124,7 +124,7 @@ def root_cause_rank_png(ranks: dict[str, list[int]], types: list[str], path: Pat
         ax.text(len(y) + 0.5, i, f"AC@1 {np.mean(np.asarray(r) <= 1):.2f}", va="center", fontsize=7)
     ax.set_yticks(range(len(ranks)), list(ranks), fontsize=7)
     ts = np.array(types)[order]
-    starts = [0, *[k for k in range(1, len(ts)) if ts[k] != ts[k - 1]]]
+    starts = [k for k in range(len(ts)) if k == 0 or ts[k] != ts[k - 1]]
     ax.set_xticks(starts, [ts[k] for k in starts], rotation=60, ha="right", fontsize=6)
     ax.set_xlim(-1, len(ts) + 6)
     ax.invert_yaxis()  # the first method (best VUS-PR) on top, as in the report

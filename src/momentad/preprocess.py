@@ -241,8 +241,8 @@ def _drop_empty_runs(raw: RawData, feats: pd.DataFrame, limit: int) -> tuple[Raw
     for s, e in events(empty):
         if e - s > limit:
             drop[s:e] = True
-    info = {"rows": int(drop.sum()), "labelled_rows": int(raw.frame["label"].to_numpy()[drop].astype(bool).sum())
-            if "label" in raw.frame else 0}  # fmt: skip
+    labelled = raw.frame["label"].to_numpy()[drop].astype(bool).sum() if "label" in raw.frame else 0
+    info = {"rows": int(drop.sum()), "labelled_rows": int(labelled)}
     if not drop.any():
         return raw, feats, info
     keep = ~drop
