@@ -15,7 +15,18 @@ from tests.conftest import ROOT, small_params, write_params
 from momentad.data import Split
 from momentad.detectors.registry import baseline_names, make
 from momentad.layout import Layout
-from momentad.rca import accuracy, average, baro_scores, localise, rank_kpis, service_of, service_rank
+from momentad.rca import (
+    accuracy,
+    average,
+    baro_event_scores,
+    baro_scores,
+    fault_events,
+    localise,
+    rank_kpis,
+    robust_event_scores,
+    service_of,
+    service_rank,
+)
 
 REF = json.loads((ROOT / "tests/data/rcaeval_reference.json").read_text())
 
@@ -33,7 +44,7 @@ def test_baro_ranks_match_rcaeval():
     for case in REF["baro_cases"]:
         x = np.array(case["values"])
         n = case["normal_rows"]
-        scores = baro_scores(x, n, len(x), 0, np.ones(len(x), bool))
+        scores = baro_scores(x, n, np.ones(len(x), bool))
         assert rank_kpis(scores, kpis) == case["rcaeval_baro_ranks"]
 
 
@@ -64,7 +75,8 @@ def planted(rng, n=400, start=300, stop=312, culprit=3) -> Split:
 
 def test_baro_finds_a_planted_root_cause():
     split = planted(np.random.default_rng(0))
-    out = localise({-1: split.values.astype(float)}, split.frame, split.features, how="baro")
+    events = fault_events(split.frame)
+    out = localise(events, baro_event_scores(split.values.astype(float), split.labels, events), split.features)
     assert out["events"] == 1 and out["ac1"] == 1.0
     assert out["events_ranked"][0]["top_kpis"][0] == "svc-b_cpu"
     assert out["events_ranked"][0]["top_services"][0] == "svc-b"
@@ -86,7 +98,8 @@ def test_every_baseline_gives_per_kpi_evidence_that_points_at_the_culprit(method
     rows = np.arange(240, 312)
     ev = det.attribute(test, rows)
     assert ev.shape == (len(rows), 6) and np.isfinite(ev).all()
-    out = localise({0: ev}, test.frame, test.features)
+    (event,) = fault_events(test.frame)
+    out = localise([event], [robust_event_scores(ev, event["start"] - 240)], test.features)
     assert out["events_ranked"][0]["rank"] <= 2, (method, out["events_ranked"][0])
 
 

@@ -112,21 +112,19 @@ def flagged_events(det, split, flag: np.ndarray, top: int, limit: int = 20) -> l
     """One line per run of flagged rows: its time span and the ``top`` services whose KPIs
     stand out most over it (per-KPI evidence as a robust z against the rows before it)."""
     from momentad.metrics import segments
-    from momentad.rca import REFERENCE, rank_kpis, robust_event_scores, services_in_order
+    from momentad.rca import REFERENCE, rank_kpis, robust_event_scores, services_in_order, span_evidence
 
     starts, ends = segments(flag)
     if not len(starts):
         return []
-    spans = [(int(s), int(e) + 1, max(0, int(s) - REFERENCE)) for s, e in zip(starts, ends, strict=True)][:limit]
+    spans = [(max(0, int(s) - REFERENCE), int(s), int(e) + 1) for s, e in zip(starts, ends, strict=True)][:limit]
     try:
-        evidence = det.attribute(split, np.concatenate([np.arange(r, e) for s, e, r in spans]))
+        chunks = span_evidence(det, split, [(r, e) for r, _, e in spans])
     except NotImplementedError:
         return [f"{det.name}: no per-KPI evidence, so no root-cause ranking"]
-    ts, lines, at = split.frame["timestamp"], [], 0
-    for s, e, r in spans:
-        ev = evidence[at : at + e - r]
-        at += e - r
-        ranked = rank_kpis(robust_event_scores(ev, s - r, e - r, 0), split.features)
+    ts, lines = split.frame["timestamp"], []
+    for (r, s, e), ev in zip(spans, chunks, strict=True):
+        ranked = rank_kpis(robust_event_scores(ev, s - r), split.features)
         lines.append(f"flagged {ts.iloc[s]} .. {ts.iloc[e - 1]}: top services "
                      + ", ".join(services_in_order(ranked)[:top]))  # fmt: skip
     if len(starts) > limit:

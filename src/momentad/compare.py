@@ -19,7 +19,7 @@ from sklearn.metrics import precision_recall_curve
 
 from momentad.errors import InputError
 from momentad.layout import FULL, LORA, ZERO_SHOT, Layout, parse, read_details
-from momentad.rca import fault_events, localise
+from momentad.rca import baro_event_scores, fault_events, localise
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 
@@ -366,10 +366,12 @@ def baro_reference(processed: Path) -> dict[str, Any] | None:
         raise InputError(f"{processed}: schema.json / test.parquet not found; run `dvc repro preprocess`")
     features = json.loads(schema_path.read_text())["features"]
     frame = pd.read_parquet(test_path)
-    if not fault_events(frame):
+    events = fault_events(frame)
+    if not events:
         return None
     t0 = time.perf_counter()
-    out = localise({-1: frame[features].to_numpy(dtype=np.float64)}, frame, features, how="baro")
+    scores = baro_event_scores(frame[features].to_numpy(dtype=np.float64), frame["label"].to_numpy(), events)
+    out = localise(events, scores, features)
     return {"status": "ok", "seconds": round(time.perf_counter() - t0, 3), **out}
 
 

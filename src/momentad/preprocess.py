@@ -111,6 +111,14 @@ def segment_ids(ts: pd.Series, limit: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(gap)]).astype(np.int32)
 
 
+def forward_fill(feats: pd.DataFrame, segment: np.ndarray, limit: int) -> pd.DataFrame:
+    """Fill gaps of at most ``limit`` steps from the last value, inside each segment (a value
+    never crosses a time gap)."""
+    if not limit:
+        return feats
+    return feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
+
+
 def _timestamps(raw: RawData) -> pd.Series:
     ts = raw.frame["timestamp"]
     where = f"{raw.origin}: column 'timestamp'"
@@ -223,8 +231,7 @@ def transform(raw: RawData, schema: dict[str, Any]) -> pd.DataFrame:
     feats = _features(sub)[features]
     limit = schema["quality"]["ffill_limit"]
     segment = segment_ids(ts, limit)
-    if limit:
-        feats = feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
+    feats = forward_fill(feats, segment, limit)
     sc = schema["scaler"]
     scaled = scale_features(feats, pd.Series(sc["center"]), pd.Series(sc["scale"]), pd.Series(sc["impute"]))
     label = _labels(sub) if has_label else pd.Series(np.zeros(len(scaled), dtype="int8"))
@@ -272,8 +279,7 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
             )
 
     nan_before = feats.isna().sum()
-    if limit:  # forward fill stays inside a segment: a value never crosses a time gap
-        feats = feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
+    feats = forward_fill(feats, segment, limit)
     nan_after_ffill = feats.isna().sum()
 
     a, b = bounds["train"]

@@ -52,30 +52,51 @@ def fault_events(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def robust_event_scores(evidence: np.ndarray, start: int, stop: int, ref_start: int) -> np.ndarray:
-    """(rows, KPIs) evidence -> one score per KPI: the event mean as a robust z against the rows
-    [ref_start, start) (median, 1.4826 x MAD; the event mean alone when there is no reference)."""
-    event = evidence[start:stop].mean(axis=0)
-    if start - ref_start < 2:
+def span_evidence(det: Any, split: Any, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+    """A detector's per-KPI evidence on rows [lo, hi) of each span, from one ``attribute`` call."""
+    rows = [np.arange(lo, hi) for lo, hi in spans]
+    evidence = det.attribute(split, np.concatenate(rows))
+    return np.split(evidence, np.cumsum([len(r) for r in rows])[:-1])
+
+
+def robust_event_scores(evidence: np.ndarray, start: int) -> np.ndarray:
+    """(rows, KPIs) evidence over a reference stretch then an event starting at row ``start`` ->
+    one score per KPI: the event mean as a robust z against the reference (median, 1.4826 x MAD;
+    the event mean alone when there are fewer than 2 reference rows)."""
+    event = evidence[start:].mean(axis=0)
+    if start < 2:
         return event
-    ref = evidence[ref_start:start]
+    ref = evidence[:start]
     med = np.median(ref, axis=0)
     mad = 1.4826 * np.median(np.abs(ref - med), axis=0)
     scale = np.where(mad > 0, mad, np.maximum(ref.std(axis=0), 1e-12))
     return (event - med) / scale
 
 
-def baro_scores(values: np.ndarray, start: int, stop: int, ref_start: int, normal: np.ndarray) -> np.ndarray:
-    """BARO per KPI: max over the event of (x - median) / IQR of the normal reference rows
-    (IQR 0 -> 1, as scikit-learn's RobustScaler)."""
-    ref = values[ref_start:start][normal[ref_start:start]]
+def method_scores(det: Any, split: Any, events: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Per event, each KPI's score from the detector's evidence (:func:`robust_event_scores`)."""
+    chunks = span_evidence(det, split, [(e["ref_start"], e["stop"]) for e in events])
+    return [robust_event_scores(c, e["start"] - e["ref_start"]) for c, e in zip(chunks, events, strict=True)]
+
+
+def baro_scores(values: np.ndarray, start: int, normal: np.ndarray) -> np.ndarray:
+    """BARO per KPI over a reference stretch then an event starting at row ``start``: max over the
+    event of (x - median) / IQR of the reference's normal rows (all its rows when fewer than 2
+    are normal; IQR 0 -> 1, as scikit-learn's RobustScaler)."""
+    ref = values[:start][normal[:start]]
     if len(ref) < 2:
-        ref = values[ref_start:start] if start - ref_start >= 2 else values[:start]
+        ref = values[:start]
     med = np.median(ref, axis=0)
     q1, q3 = np.percentile(ref, [25, 75], axis=0)
     iqr = q3 - q1
     iqr = np.where(iqr > 0, iqr, 1.0)
-    return ((values[start:stop] - med) / iqr).max(axis=0)
+    return ((values[start:] - med) / iqr).max(axis=0)
+
+
+def baro_event_scores(values: np.ndarray, label: np.ndarray, events: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Per event, BARO's score of each KPI (the split's values and labels)."""
+    return [baro_scores(values[e["ref_start"] : e["stop"]], e["start"] - e["ref_start"],
+                        label[e["ref_start"] : e["stop"]] == 0) for e in events]  # fmt: skip
 
 
 def rank_kpis(scores: np.ndarray, kpis: list[str]) -> list[str]:
@@ -112,33 +133,20 @@ def summary(ranks: list[int]) -> dict[str, float]:
             "avg5": round(average(ranks, TOP), 6), "events": len(ranks)}  # fmt: skip
 
 
-def localise(evidence_rows: dict[int, np.ndarray], frame: pd.DataFrame, kpis: list[str],
-             how: str = "method") -> dict[str, Any]:  # fmt: skip
-    """Rank KPIs per event and score the rankings.
-
-    ``evidence_rows``: for how="method", a (rows, KPIs) array over the whole split under key -1
-    (or per event index, rows [ref_start, stop)); for how="baro" the split's values under -1."""
-    evs = fault_events(frame)
+def localise(events: list[dict[str, Any]], scores: list[np.ndarray], kpis: list[str]) -> dict[str, Any]:
+    """Rank KPIs per event by ``scores`` and score the rankings (:func:`fault_events` gives the
+    events; :func:`method_scores` or :func:`baro_event_scores` the scores)."""
     per_event, ranks = [], []
-    n_services = len(set(map(service_of, kpis)))
-    for i, ev in enumerate(evs):
-        s, e, r = ev["start"], ev["stop"], ev["ref_start"]
-        if how == "baro":
-            normal = frame["label"].to_numpy() == 0
-            scores = baro_scores(evidence_rows[-1], s, e, r, normal)
-        elif -1 in evidence_rows:
-            scores = robust_event_scores(evidence_rows[-1], s, e, r)
-        else:  # rows [ref_start, stop) only
-            scores = robust_event_scores(evidence_rows[i], s - r, e - r, 0)
-        ranked = rank_kpis(scores, kpis)
+    for ev, sc in zip(events, scores, strict=True):
+        ranked = rank_kpis(sc, kpis)
         rank = service_rank(ranked, ev["root_cause"])
         ranks.append(rank)
-        per_event.append({"start": s, "fault_type": ev["fault_type"], "root_cause": ev["root_cause"],
+        per_event.append({"start": ev["start"], "fault_type": ev["fault_type"], "root_cause": ev["root_cause"],
                           "rank": rank, "top_services": services_in_order(ranked)[:TOP],
                           "top_kpis": ranked[:TOP]})  # fmt: skip
     by_type: dict[str, list[int]] = {}
-    for ev, rank in zip(per_event, ranks, strict=True):
-        by_type.setdefault(ev["fault_type"], []).append(rank)
-    return {"level": "service", "candidates": n_services, "kpis": len(kpis), **summary(ranks),
+    for ev in per_event:
+        by_type.setdefault(ev["fault_type"], []).append(ev["rank"])
+    return {"level": "service", "candidates": len(set(map(service_of, kpis))), "kpis": len(kpis), **summary(ranks),
             "per_type": {t: summary(v) for t, v in sorted(by_type.items())},
             "events_ranked": per_event}  # fmt: skip

@@ -31,7 +31,7 @@ from momentad.errors import InputError, NotRun
 from momentad.evaluate import evaluate, peak_rss_mb, scores_frame, sliding_window
 from momentad.io import atomic_dir, atomic_file, write_json
 from momentad.layout import FULL, Layout, method_ids, parse
-from momentad.rca import fault_events, localise
+from momentad.rca import fault_events, localise, method_scores
 from momentad.windows import window_index
 
 log = logging.getLogger(__name__)
@@ -121,16 +121,11 @@ def root_causes(det: Detector, test: Split) -> dict[str, Any]:
     if not events:
         return {"status": "no test fault event names its root cause"}
     t0 = time.perf_counter()
-    rows = [np.arange(e["ref_start"], e["stop"]) for e in events]
     try:
-        evidence = det.attribute(test, np.concatenate(rows))
+        scores = method_scores(det, test, events)
     except NotImplementedError as e:
         return {"status": f"not available ({e})"}
-    chunks, at = {}, 0
-    for i, r in enumerate(rows):
-        chunks[i] = evidence[at : at + len(r)]
-        at += len(r)
-    out = localise(chunks, test.frame, test.features)
+    out = localise(events, scores, test.features)
     return {"status": "ok", "seconds": round(time.perf_counter() - t0, 3), **out}
 
 

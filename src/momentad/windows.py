@@ -61,21 +61,11 @@ def segment_windows(bounds: list[tuple[int, int]], length: int, stride: int,
 
 def padded_windows(bounds: list[tuple[int, int]], length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-length windows for models that need one shape (the autoencoders): row indices
-    (windows, length) inside each segment, and which positions are real rows. A segment shorter
-    than ``length`` gets one window left-padded by repeating its first row (marked not real)."""
-    idx, real = [np.empty((0, length), np.int64)], [np.empty((0, length), bool)]
-    ar = np.arange(length)
-    for a, b in bounds:
-        n = b - a
-        if n >= length:
-            i = (starts(n, length, stride) + a)[:, None] + ar[None, :]
-            idx.append(i)
-            real.append(np.ones(i.shape, bool))
-        elif n > 0:
-            pad = length - n
-            idx.append((a + np.maximum(ar - pad, 0))[None, :])
-            real.append((ar >= pad)[None, :])
-    return np.concatenate(idx), np.concatenate(real)
+    (windows, length) of :func:`segment_windows`, and which positions are real rows. A segment
+    shorter than ``length`` gets one window left-padded by repeating its first row (not real)."""
+    st, sp = segment_windows(bounds, length, stride)
+    rows = sp[:, None] - length + np.arange(length)[None, :]
+    return np.maximum(rows, st[:, None]), rows >= st[:, None]
 
 
 def per_segment(values: np.ndarray, bounds: list[tuple[int, int]], fn) -> np.ndarray:
