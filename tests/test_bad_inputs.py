@@ -126,6 +126,9 @@ CASES = [
     ("hub id not cached, offline", lambda t: set_params(t, **{"model.checkpoint": "AutonLab/MOMENT-1-large",
                                                               "model.offline": True}), DET, ["moment_zero_shot"],
      "model.checkpoint=AutonLab/MOMENT-1-large: not reachable on the Hugging Face hub and not in the local cache"),
+    ("another model's pinned revision", lambda t: set_params(t, **{"model.checkpoint": "AutonLab/MOMENT-1-base"}),
+     PRE, [], "is AutonLab/MOMENT-1-large's pinned commit, not AutonLab/MOMENT-1-base's; set model.revision to "
+     "5e44b0ea26376a176360f87831124e018f876d96"),
     ("nf4 training on CPU", lambda t: set_params(t, **{"model.quantization": "nf4"}), DET, ["moment_lora_8"],
      "model.quantization=nf4 trains only on CUDA"),
     ("method not in params", lambda t: None, DET, ["moment_lora_7"], "method 'moment_lora_7' is not asked for"),

@@ -1,7 +1,9 @@
 """The pretrained path without network: a Hugging Face cache entry shaped like the hub's
-AutonLab/MOMENT-1-large snapshot (its config.json keys, MOMENT-1-large's weight shapes, random
-values) loads through `model.checkpoint: AutonLab/MOMENT-1-large` with `model.offline: true` and
-HF_HUB_OFFLINE=1, labelled pretrained; a snapshot holding only a pickle file is refused."""
+AutonLab/MOMENT-1-large snapshot at the commit params.yaml pins (its config.json keys,
+MOMENT-1-large's weight shapes, random values) loads through `model.checkpoint:
+AutonLab/MOMENT-1-large` with `model.offline: true` and HF_HUB_OFFLINE=1, labelled pretrained; a
+snapshot holding only a pickle file is refused; a revision given as a branch is recorded as the
+commit it resolved to."""
 
 import json
 import os
@@ -14,11 +16,12 @@ from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
 from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
+from momentad.config import HUB_REVISIONS
 from momentad.layout import Layout
 from momentad.models.moment import moment_config, write_random_init
 
 REPO = "AutonLab/MOMENT-1-large"
-REVISION = "0123456789abcdef0123456789abcdef01234567"  # a snapshot folder is named by its commit
+REVISION = HUB_REVISIONS[REPO]  # a snapshot folder is named by its commit
 
 
 def hub_config() -> dict:
@@ -40,26 +43,28 @@ def large_weights():
     return folder / "model.safetensors"
 
 
-def hf_cache(root, weights=None, pickle_only=False):
-    snap = root / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / REVISION
+def hf_cache(root, weights=None, pickle_only=False, repo=REPO, revision=REVISION, config=None):
+    snap = root / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
     snap.mkdir(parents=True)
-    (snap / "config.json").write_text(json.dumps(hub_config()))
+    (snap / "config.json").write_text(json.dumps(config or hub_config()))
     if pickle_only:
         (snap / "pytorch_model.bin").write_bytes(b"a pickle that must never be unpickled")
     else:
         os.symlink(weights, snap / "model.safetensors")  # the hub cache links blobs the same way
     refs = snap.parent.parent / "refs"
     refs.mkdir()
-    (refs / "main").write_text(REVISION)
+    (refs / "main").write_text(revision)
     return root
 
 
-def run_zero_shot(workdir, hf_home, runner, revision=REVISION):
+def run_zero_shot(workdir, hf_home, runner, **params):
+    """moment_zero_shot offline against ``hf_home``; ``params`` override the checkpoint's defaults
+    (params.yaml's model.revision unless given)."""
     # a short, narrow series: MOMENT-1-large scores about 5 sequences/s on 2 CPU cores
-    write_params(workdir, small_params(**{"model.checkpoint": REPO, "model.offline": True, "model.revision": revision,
+    write_params(workdir, small_params(**{"model.checkpoint": REPO, "model.offline": True,
                                           "model.batch_size": 64, "data.synthetic.services": 2,
                                           "window.length": 512, "window.train_stride": 64,
-                                          "window.eval_stride": 512}))  # fmt: skip
+                                          "window.eval_stride": 512, **params}))  # fmt: skip
     assert runner.invoke(preprocess_app, []).exit_code == 0
     assert runner.invoke(window_app, []).exit_code == 0
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
@@ -69,6 +74,7 @@ def run_zero_shot(workdir, hf_home, runner, revision=REVISION):
 
 
 def test_hub_snapshot_in_the_cache_loads_offline_as_pretrained(workdir, runner, tmp_path, large_weights):
+    assert small_params()["model"]["revision"] == REVISION  # the default pins this snapshot's commit
     home = hf_cache(tmp_path / "hf", large_weights)
     out = run_zero_shot(workdir, home, runner)
     assert out.returncode == 0, out.stderr
@@ -88,3 +94,17 @@ def test_snapshot_with_only_a_pickle_is_refused(workdir, runner, tmp_path):
     assert len(lines) == 1 and "has no model.safetensors (it has pytorch_model.bin" in lines[0], out.stderr
     assert not (workdir / "metrics").exists()
     shutil.rmtree(home)
+
+
+def test_a_branch_revision_is_recorded_as_its_commit(workdir, runner, tmp_path):
+    """model.revision: main loads what refs/main points at, and the details name that commit."""
+    tiny = MODEL_CACHE / "random-init-tiny-seed0"
+    if not (tiny / "model.safetensors").is_file():
+        write_random_init("tiny", 0, tiny)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    home = hf_cache(tmp_path / "hf", tiny / "model.safetensors", repo="me/moment-tiny", revision=commit,
+                    config=moment_config("tiny"))  # fmt: skip
+    out = run_zero_shot(workdir, home, runner, **{"model.checkpoint": "me/moment-tiny", "model.revision": "main"})
+    assert out.returncode == 0, out.stderr
+    m = json.loads(Layout(workdir).details("moment_zero_shot").read_text())["model"]
+    assert m["revision"] == commit and m["pretrained"] is True and m["source"] == "hub"

@@ -284,6 +284,17 @@ class WindowParams:
         return 512 - self.length
 
 
+# The hub commit each MOMENT checkpoint is pinned to (model.revision). This machine cannot reach
+# the hub, so the ids come from public projects that pin these checkpoints (their Hugging Face
+# cache snapshot folders, which are named by commit); the table is what lets a revision meant for
+# one checkpoint be refused for another.
+HUB_REVISIONS: dict[str, str] = {
+    "AutonLab/MOMENT-1-small": "411e288267f82cce86296dbe4d6c8bc533cc162f",
+    "AutonLab/MOMENT-1-base": "5e44b0ea26376a176360f87831124e018f876d96",
+    "AutonLab/MOMENT-1-large": "ca58581bc7bea2ebed4e80dc0a3e4b8b609c6ecc",
+}
+
+
 @dataclass(frozen=True)
 class ModelParams:
     checkpoint: str
@@ -298,6 +309,14 @@ class ModelParams:
     def check(self) -> None:
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise _fail("model.device", f"={self.device!r}; use auto, cpu or cuda[:N]")
+        # revision applies to hub ids only; a pin that belongs to another checkpoint would fail
+        # later as "revision not found" (or silently load that commit of a fork)
+        owner = next((repo for repo, sha in HUB_REVISIONS.items() if sha == self.revision), None)
+        hub = not self.checkpoint.startswith("random-init:") and not Path(self.checkpoint).expanduser().is_dir()
+        if owner and hub and owner != self.checkpoint:
+            fix = HUB_REVISIONS.get(self.checkpoint, f"a commit of {self.checkpoint} (or main)")
+            raise _fail("model.revision", f"={self.revision} is {owner}'s pinned commit, not "
+                        f"{self.checkpoint}'s; set model.revision to {fix}")  # fmt: skip
 
 
 @dataclass(frozen=True)

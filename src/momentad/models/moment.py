@@ -185,7 +185,8 @@ def load_moment(
         pass  # reported below, naming the snapshot
     _require_safetensors(snapshot, checkpoint)
     model = _from_pretrained(str(snapshot))
-    return model, _info(model, checkpoint, True, "hub", str(snapshot), revision)
+    # the snapshot folder is named by the commit it holds: record that, not "main" or a tag
+    return model, _info(model, checkpoint, True, "hub", str(snapshot), snapshot.name)
 
 
 def _require_safetensors(folder: Path, checkpoint: str) -> None:
