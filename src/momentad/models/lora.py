@@ -17,8 +17,8 @@ T5_LINEARS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
 def quantize_encoder(model: nn.Module, how: str) -> int:
     """Replace the encoder's linear layers by bitsandbytes int8 / nf4 layers (frozen).
 
-    Returns the number of layers replaced. bitsandbytes' 8-bit and nf4 layers run forward and
-    LoRA backward on CPU too (measured: ``docs/benchmarks.md``).
+    Returns the number of layers replaced. On CPU, int8 layers train LoRA and nf4 layers only
+    run forward (nf4 training there is refused up front: ``docs/benchmarks.md``).
     """
     if how not in QUANTIZATIONS:
         raise InputError(f"params.yaml: model.quantization={how!r}; use one of {', '.join(QUANTIZATIONS)}")
