@@ -22,8 +22,8 @@ import time
 import torch
 import typer
 
-from momentad import config
 from momentad.cli import setup_logging
+from momentad.detectors.registry import load_params
 from momentad.models.device import autocast, resolve_device
 from momentad.models.lora import add_lora, quantize_encoder
 from momentad.models.moment import load_moment
@@ -32,7 +32,7 @@ from momentad.models.moment import load_moment
 def measure(size: str, quantization: str, batch_size: int, steps: int, device: torch.device, precision: str,
             checkpointing: bool, cache_dir: str) -> dict:  # fmt: skip
     """Median step time and peak memory of LoRA training with one quantisation."""
-    lora = config.load("params.yaml").lora
+    lora = load_params("params.yaml").options["moment"].lora
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 import typer
 
-from momentad import config
 from momentad.data import Split, load_splits
-from momentad.detectors.moment import MomentParams, MomentZeroShot, window_batches
+from momentad.detectors.base import RunContext
+from momentad.detectors.moment import Moment, window_batches
+from momentad.detectors.registry import load_params
 from momentad.metrics import compute_metrics
 from momentad.models.device import autocast
 
@@ -42,10 +43,10 @@ def main(
     test = splits["test"]
     if channels:
         test = Split(test.name, test.frame, test.features[:channels], test.index)
-    cfg = config.load("params.yaml")
-    mp = dataclasses.replace(cfg.model, checkpoint=f"random-init:{size}", batch_size=batch_size, device=device,
-                             precision=precision)  # fmt: skip
-    det = MomentZeroShot(MomentParams(mp, cfg.zero_shot, cfg.window), seed=42).fit(splits["train"])
+    cfg = load_params("params.yaml")
+    mp = dataclasses.replace(cfg.options["moment"], checkpoint=f"random-init:{size}", batch_size=batch_size,
+                             device=device, precision=precision)  # fmt: skip
+    det = Moment(mp, RunContext(seed=42, window=cfg.window)).fit(None)
     model, dev, info = det.model_, det.device_, det.info_
 
     det.score(Split(test.name, test.frame, test.features, test.index.iloc[:1]))  # warm-up

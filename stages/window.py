@@ -57,13 +57,12 @@ def main(
             {
                 "length": cfg.length,
                 "context_length": CONTEXT_LENGTH,
+                # MOMENT left-pads shorter windows to its context and masks the padding
                 "padding": {
                     "side": "left",
-                    "steps": cfg.pad,
+                    "steps": CONTEXT_LENGTH - cfg.length,
                     "input_mask": "1 = observed, 0 = padding",
                 },
-                "patch_length": cfg.patch_length,
-                "patches_per_window": CONTEXT_LENGTH // cfg.patch_length,
                 "strides": {
                     "train": cfg.train_stride,
                     "val": cfg.eval_stride,
@@ -76,7 +75,7 @@ def main(
         )
     n = {k: len(v) for k, v in indices.items()}
     typer.echo(
-        f"window: length {cfg.length} (context {CONTEXT_LENGTH}, patch {cfg.patch_length}), windows "
+        f"window: length {cfg.length} (MOMENT's context {CONTEXT_LENGTH}), windows "
         f"train/val/test {n['train']}/{n['val']}/{n['test']} -> {out} ({time.perf_counter() - t0:.1f}s)"
     )
 

@@ -30,14 +30,20 @@ def small_params(**overrides) -> dict:
     p["data"]["synthetic"].update(SMALL_SYNTHETIC)
     p["data"]["split"].update({"train": 0.7, "val": 0.15, "test": 0.15})  # the tests' expectations assume it
     p["window"].update({"length": 128, "train_stride": 32})  # eval_stride: null follows the length
-    p["model"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
+    p["moment"].update({"checkpoint": "random-init:tiny", "cache_dir": str(MODEL_CACHE), "batch_size": 256})
     p["budget"].update({"sizes": [8, 16], "draws": 1})
-    p["finetune"].update({"epochs": 2, "batch_size": 8})
-    for opts in p["baselines"].values():
-        if isinstance(opts, dict) and "epochs" in opts:
-            opts.update({"epochs": 2, "hidden" if "hidden" in opts else "d_model": 16})
-    p["baselines"]["isolation_forest"]["n_estimators"] = 50
-    p["baselines"]["random_forest"]["n_estimators"] = 20
+    p["compare"]["bootstrap"] = 200
+    p["moment"]["finetune"].update({"epochs": 2, "batch_size": 8})
+    for name in p["methods"]:
+        opts = p[name]
+        if name != "moment" and "epochs" in opts:
+            opts["epochs"] = 2
+            for key in ("hidden", "d_model"):
+                if key in opts:
+                    opts[key] = 16
+    p["cnn"]["channels"] = [8, 8]
+    p["isolation_forest"]["n_estimators"] = 50
+    p["random_forest"]["n_estimators"] = 20
     for dotted, value in overrides.items():
         node = p
         *parents, leaf = dotted.split(".")
@@ -90,7 +96,8 @@ def repo_copy(tmp_path) -> Path:
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the venv's dvc in ``repo`` with the venv's python first on PATH."""
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+    # the copy's own source first (the venv's editable install points at this checkout)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(repo / "src"),
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
     return subprocess.run([str(bindir / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)

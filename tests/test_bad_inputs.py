@@ -12,9 +12,9 @@ import pytest
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import small_params, write_params
 
 from momentad.app import app as momentad_app
+from tests.conftest import small_params, write_params
 
 OUTPUTS = ("data", "metrics", "reports", "plots")
 
@@ -67,23 +67,25 @@ def model_dir_without_safetensors(tmp: Path) -> None:
     d.mkdir()
     (d / "config.json").write_text("{}")
     (d / "pytorch_model.bin").write_bytes(b"pickle would run code")
-    set_params(tmp, **{"model.checkpoint": str(d)})
+    set_params(tmp, **{"moment.checkpoint": str(d)})
 
 
 PRE, DET, SCORE = "preprocess", "detect", "score"
-IF = "isolation_forest_full"  # the method the cases run
+IF = "isolation_forest"  # the method the cases run
 CASES = [
     # (id, mutation, cli, args, message)
-    ("lora.alpha text", lambda t: set_params(t, **{"lora.alpha": "abc"}), PRE, [],
-     "params.yaml: lora.alpha must be a number, got 'abc'"),
-    ("lora.dropout 2", lambda t: set_params(t, **{"lora.dropout": 2}), PRE, [], "lora.dropout=2.0 is out of range"),
-    ("batch_size 0", lambda t: set_params(t, **{"model.batch_size": 0}), DET, ["moment_lora_8"],
-     "model.batch_size=0 is out of range"),
-    ("lr word", lambda t: set_params(t, **{"finetune.lr": "fast"}), PRE, [], "finetune.lr must be a number"),
-    ("misspelt finetune key", lambda t: set_params(t, **{"finetune.epoch": 3}), PRE, [],
-     "finetune.epoch is not a known key; did you mean finetune.epochs?"),
-    ("misspelt baseline key", lambda t: set_params(t, **{"baselines.lstm_ae.epoch": 3}), DET, ["lstm_ae"],
-     "baselines.lstm_ae.epoch is not a known key"),
+    ("lora.alpha text", lambda t: set_params(t, **{"moment.lora.alpha": "abc"}), DET, ["moment"],
+     "params.yaml: moment.lora.alpha must be a number, got 'abc'"),
+    ("lora.dropout 2", lambda t: set_params(t, **{"moment.lora.dropout": 2}), DET, ["moment"],
+     "moment.lora.dropout=2.0 is out of range"),
+    ("batch_size 0", lambda t: set_params(t, **{"moment.batch_size": 0}), DET, ["moment"],
+     "moment.batch_size=0 is out of range"),
+    ("lr word", lambda t: set_params(t, **{"moment.finetune.lr": "fast"}), DET, ["moment"],
+     "moment.finetune.lr must be a number"),
+    ("misspelt finetune key", lambda t: set_params(t, **{"moment.finetune.epoch": 3}), DET, ["moment"],
+     "moment.finetune.epoch is not a known key; did you mean moment.finetune.epochs?"),
+    ("misspelt method key", lambda t: set_params(t, **{"lstm_ae.epoch": 3}), DET, ["lstm_ae"],
+     "lstm_ae.epoch is not a known key"),
     ("split sum", lambda t: set_params(t, **{"data.split": {"train": 0.8, "val": 0.2, "test": 0.2}}), PRE, [],
      "data.split fractions sum to 1.200"),
     ("eval_stride too long", lambda t: set_params(t, **{"window.eval_stride": 1000}), PRE, [],
@@ -92,7 +94,8 @@ CASES = [
     ("zero threads", lambda t: set_params(t, threads=0), PRE, [], "params.yaml: threads=0 is out of range"),
     ("threshold rule", lambda t: set_params(t, **{"evaluate.threshold": "best"}), PRE, [],
      "evaluate.threshold must be one of 'val_best_f1'"),
-    ("precision fp8", lambda t: set_params(t, **{"model.precision": "fp8"}), PRE, [], "model.precision must be one of"),
+    ("precision fp8", lambda t: set_params(t, **{"moment.precision": "fp8"}), DET, ["moment"],
+     "moment.precision must be one of"),
     ("yaml syntax", lambda t: raw_params(t, "seed: [42\n"), PRE, [], "params.yaml: not valid YAML at line"),
     ("unknown source", lambda t: set_params(t, **{"data.source": "kafka"}), PRE, [],
      "data.source must be one of 'synthetic'"),
@@ -121,20 +124,22 @@ CASES = [
      "windows.json: built with other window params than params.yaml"),
     ("broken schema.json", lambda t: (t / "data/processed/schema.json").write_text("{"), DET, [IF],
      "schema.json / windows.json is not valid JSON"),
-    ("model dir without safetensors", model_dir_without_safetensors, DET, ["moment_zero_shot"],
+    ("model dir without safetensors", model_dir_without_safetensors, DET, ["moment"],
      "has no model.safetensors (it has pytorch_model.bin: pickle files are never loaded)"),
-    ("hub id not cached, offline", lambda t: set_params(t, **{"model.checkpoint": "AutonLab/MOMENT-1-large",
-                                                              "model.offline": True}), DET, ["moment_zero_shot"],
-     "model.checkpoint=AutonLab/MOMENT-1-large: not reachable on the Hugging Face hub and not in the local cache"),
-    ("another model's pinned revision", lambda t: set_params(t, **{"model.checkpoint": "AutonLab/MOMENT-1-base"}),
-     PRE, [], "is AutonLab/MOMENT-1-large's pinned commit, not AutonLab/MOMENT-1-base's; set model.revision to "
+    ("hub id not cached, offline", lambda t: set_params(t, **{"moment.checkpoint": "AutonLab/MOMENT-1-large",
+                                                              "moment.offline": True}), DET, ["moment"],
+     "moment.checkpoint=AutonLab/MOMENT-1-large: not reachable on the Hugging Face hub and not in the local cache"),
+    ("another model's pinned revision", lambda t: set_params(t, **{"moment.checkpoint": "AutonLab/MOMENT-1-base"}),
+     DET, ["moment"],
+     "is AutonLab/MOMENT-1-large's pinned commit, not AutonLab/MOMENT-1-base's; set moment.revision to "
      "5e44b0ea26376a176360f87831124e018f876d96"),
-    ("nf4 training on CPU", lambda t: set_params(t, **{"model.quantization": "nf4"}), DET, ["moment_lora_8"],
-     "model.quantization=nf4 trains only on CUDA"),
-    ("method not in params", lambda t: None, DET, ["moment_lora_7"], "method 'moment_lora_7' is not asked for"),
+    ("nf4 training on CPU", lambda t: set_params(t, **{"moment.quantization": "nf4"}), DET, ["moment"],
+     "moment.quantization=nf4 trains only on CUDA"),
+    ("method not in params", lambda t: set_params(t, methods=["pca"]), DET, ["knn"],
+     "method 'knn' is not in params.yaml's methods (pca)"),
     ("score: missing KPI", lambda t: pd.read_csv(t / "new.csv").iloc[:, :-3].to_csv(t / "new.csv", index=False),
      SCORE, ["--method", "isolation_forest_full"], "new.csv: missing KPI column(s)"),
-    ("score: unknown method", lambda t: None, SCORE, ["--method", "knn"], "unknown method 'knn'"),
+    ("score: unknown method", lambda t: None, SCORE, ["--method", "kmeans_full"], "unknown method 'kmeans'"),
     ("score: semicolon csv", lambda t: pd.read_csv(t / "new.csv").to_csv(t / "new.csv", index=False, sep=";"),
      SCORE, ["--method", "isolation_forest_full"], "the header holds ';'"),
     ("score: inf in input", lambda t: pd.read_csv(t / "new.csv").assign(**{pd.read_csv(t / "new.csv").columns[1]:
@@ -155,6 +160,7 @@ def prepared(tmp_path_factory):
     os.chdir(root)
     try:
         r = CliRunner()
+        write_params(root, small_params(methods=[IF]))
         for app, args in ((preprocess_app, []), (window_app, []), (detect_app, [IF, "--no-progress"])):
             assert r.invoke(app, args).exit_code == 0
         schema = json.loads((root / "data/processed/schema.json").read_text())

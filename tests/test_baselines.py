@@ -1,4 +1,4 @@
-"""The six baselines: one interface, each through its stage, and on a real series (aeon)."""
+"""The classic detectors and one-liners: one interface, each through its stage, and on a real series (aeon)."""
 
 import importlib.util
 import json
@@ -11,19 +11,19 @@ import yaml
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import ROOT, small_params, write_params
 
 from momentad import config
 from momentad.data import Split, load_splits
-from momentad.detectors import Detector
 from momentad.detectors.autoencoder import feature_scaled_weights, rf_weights
+from momentad.detectors.base import Detector
 from momentad.detectors.features import rolling_features
-from momentad.detectors.registry import baseline_names, make
+from momentad.detectors.registry import detector_class, make, names
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
 from momentad.metrics import compute_metrics, find_period
+from tests.conftest import ROOT, small_params, write_params
 
-METHODS = baseline_names()
+METHODS = [m for m in names() if m != "moment"]
 EV = config.EvaluateParams(threshold="val_best_f1", percentile=99.0, k=3.0, iqr_factor=1.5, sliding_window="auto")
 EV_PCT = config.EvaluateParams(threshold="percentile", percentile=99.0, k=3.0, iqr_factor=1.5, sliding_window="auto")
 
@@ -40,11 +40,12 @@ def test_interface_conformance_and_determinism(runner, workdir):
     params = prepare(runner, workdir)
     splits, _, _ = load_splits()
     for method in METHODS:
-        opts = {**params["baselines"][method], **({"epochs": 1} if "epochs" in params["baselines"][method] else {})}
+        opts = {**params[method], **({"epochs": 1} if "epochs" in params[method] else {})}
         a = make(method, seed=1, **opts)
         assert isinstance(a, Detector)
-        s1 = a.fit(splits["train"], X_val=splits["val"]).score(splits["test"])
-        s2 = make(method, seed=1, **opts).fit(splits["train"], X_val=splits["val"]).score(splits["test"])
+        train = splits["train"] if a.trains else None
+        s1 = a.fit(train, X_val=splits["val"]).score(splits["test"])
+        s2 = make(method, seed=1, **opts).fit(train, X_val=splits["val"]).score(splits["test"])
         assert s1.shape == (len(splits["test"]),) and s1.dtype == np.float64, method
         np.testing.assert_array_equal(s1, s2, err_msg=f"{method} is not deterministic for a seed")
 
@@ -60,7 +61,7 @@ def test_loss_strategies_weigh_kpis_as_specified(runner, workdir):
     splits, _, _ = load_splits()
     got = {}
     for loss in ("mse", "feature_scaled", "rf_weighted"):
-        det = make("lstm_ae", **{**params["baselines"]["lstm_ae"], "loss": loss})
+        det = make("lstm_ae", **{**params["lstm_ae"], "loss": loss})
         got[loss] = det.fit(splits["train"], X_val=splits["val"]).weights_
     assert np.all(got["mse"] == 1)
     assert got["feature_scaled"].std() > 0 and got["rf_weighted"].std() > 0
@@ -107,21 +108,21 @@ def aeon_series(name: str) -> pd.DataFrame:
     return pd.read_csv(Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name)
 
 
-@pytest.mark.parametrize("method", ["isolation_forest", "lstm_ae"])
+@pytest.mark.parametrize("method", ["isolation_forest", "lstm_ae", "knn"])
 def test_real_ucr_series_beats_random(runner, workdir, method):
     full = aeon_series("KDD-TSAD_135/135_UCR_Anomaly_InternalBleeding16_TEST.csv")
     anomaly = np.flatnonzero(full["is_anomaly"])
     path = workdir / f"135_UCR_Anomaly_InternalBleeding16_1200_{anomaly[0]}_{anomaly[-1] + 1}.txt"
     path.write_text("\n".join(f"{v:.5f}" for v in full["value"]))
     # one anomaly per UCR series: a short val split (no anomaly) and a percentile threshold
-    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())["baselines"][method]
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())[method]
     prepare(runner, workdir, **{"data.source": "ucr", "data.path": str(path),
                                 "data.split": {"train": 0.15, "val": 0.05, "test": 0.8},
-                                "window.length": 256, "window.eval_stride": 256,
-                                "evaluate.threshold": "percentile", f"baselines.{method}": defaults})  # fmt: skip
-    result = runner.invoke(detect_app, [f"{method}_full", "--no-progress"])
+                                "window.length": 256, "window.eval_stride": 256, "methods": [method],
+                                "evaluate.threshold": "percentile", method: defaults})  # fmt: skip
+    result = runner.invoke(detect_app, [method, "--no-progress"])
     assert result.exit_code == 0, result.output
-    doc = json.loads((workdir / f"reports/methods/{method}_full.json").read_text())
+    doc = json.loads((workdir / f"reports/methods/{method}.json").read_text())["budgets"]["full"]
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
     train = pd.read_parquet(workdir / "data/processed/train.parquet")
     window = find_period(train["value"].to_numpy())
@@ -139,7 +140,7 @@ def test_daphnet_excerpt_has_no_labels_and_is_refused(runner, workdir):
     d.rename(columns={"is_anomaly": "label"}).to_csv(workdir / "daphnet.csv", index=False)
     prepare(runner, workdir, **{"data.source": "trainticket", "data.path": "daphnet.csv", "window.length": 256,
                                 "window.eval_stride": 256})  # fmt: skip
-    result = runner.invoke(detect_app, ["isolation_forest_full", "--no-progress"])
+    result = runner.invoke(detect_app, ["isolation_forest", "--no-progress"])
     assert result.exit_code == 2 and "the evaluated split has no labelled anomalies" in result.output
 
 
@@ -159,5 +160,42 @@ def test_pyod_style_api_on_arrays_and_frames():
     assert ae.decision_function(test).shape == (1000,)
     with pytest.raises(InputError, match="X has 2 KPIs; the detector was fitted on 3"):
         det.decision_function(test[:, :2])
-    with pytest.raises(InputError, match="baselines.isolation_forest.n_trees is not a known key"):
+    with pytest.raises(InputError, match="isolation_forest.n_trees is not a known key"):
         make("isolation_forest", window=8, n_trees=5)
+
+
+def test_one_liners_are_the_formulas_per_kpi_and_causal():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 3))
+    mv = make("moving_variance", window=10, reduce="mean").fit(None)
+    sd = make("squared_difference", reduce="max").fit(None)
+    assert not mv.trains and mv.zero_shot and detector_class("moving_variance").budgets([100, 500]) == [0]
+    want_mv = pd.DataFrame(x).rolling(10, min_periods=1).var(ddof=0).mean(axis=1).to_numpy()
+    np.testing.assert_allclose(mv.decision_function(x), want_mv, rtol=1e-5)
+    want_sd = np.concatenate([[0.0], (np.diff(x, axis=0) ** 2).max(axis=1)])
+    np.testing.assert_allclose(sd.decision_function(x), want_sd, rtol=1e-5)
+    changed = x.copy()
+    changed[200:] += 50
+    for det in (mv, sd):  # row t sees rows <= t only
+        np.testing.assert_array_equal(det.decision_function(x)[:200], det.decision_function(changed)[:200])
+    with pytest.raises(InputError, match="pca needs training data"):
+        make("pca", window=8, n_components=None).fit(None)
+
+
+def test_subsequence_pca_and_knn_flag_an_odd_shape_and_use_tsbad_windows():
+    """Sub-PCA / Sub-KNN on a periodic series: the window follows its period (TSB-AD's
+    find_length_rank) and a distorted cycle scores highest at its centre rows."""
+    t = np.arange(4000)
+    rng = np.random.default_rng(0)
+    x = np.sin(2 * np.pi * t / 50) + 0.05 * rng.normal(size=4000)
+    test = x[3000:].copy()
+    test[500:525] = 0.9  # one flattened half-cycle
+    for name, opts in (("pca", {"window": "auto", "n_components": "auto"}),
+                       ("knn", {"window": "auto", "n_neighbors": 10, "method": "auto",
+                                "normalize": True})):  # fmt: skip
+        det = make(name, **opts).fit(x[:3000])
+        assert det.window_ in (50, 100), (name, det.window_)  # rank 1 / rank 2 periods of a 50-step cycle
+        s = det.decision_function(test)
+        assert s.shape == (1000,) and np.argmax(s) in range(480, 550), (name, np.argmax(s))
+        ev = det.attribute(np.column_stack([test]), np.arange(505, 515))
+        assert ev.shape == (10, 1) and np.isfinite(ev).all()

@@ -3,11 +3,11 @@
 import pytest
 import yaml
 from stages.preprocess import app as preprocess_app
-from tests.conftest import ROOT, small_params, write_params
 
 from momentad import config
 from momentad.detectors.registry import configure
 from momentad.errors import InputError
+from tests.conftest import ROOT, small_params, write_params
 
 
 def check(overrides: dict) -> config.Params:
@@ -16,9 +16,9 @@ def check(overrides: dict) -> config.Params:
 
 def test_repository_params_are_valid_and_complete():
     cfg = configure(config.load(ROOT / "params.yaml"))
-    assert cfg.seed == 42 and cfg.finetune.lr == pytest.approx(1e-3)
-    assert cfg.baselines.options["tcn_ae"].dilations == [1, 2, 4, 8]
-    assert set(cfg.baselines.methods) <= set(cfg.baselines.options)
+    assert cfg.seed == 42 and cfg.options["moment"].finetune.lr == pytest.approx(1e-3)
+    assert cfg.options["tcn_ae"].dilations == [1, 2, 4, 8]
+    assert set(cfg.methods) == set(cfg.options)  # every method has its section, and only methods do
     assert cfg.window.eval_stride == cfg.window.length == 512 and cfg.budget.draws == 3
 
 
@@ -32,22 +32,28 @@ def test_eval_stride_follows_a_lowered_window_length():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"lora.alpha": "abc"}, "lora.alpha must be a number, got 'abc'"),
-        ({"lora.dropout": 2}, "lora.dropout=2.0 is out of range; use a value in [0, 1)"),
-        ({"lora.rank": 2.5}, "lora.rank must be an integer, got 2.5"),
-        ({"model.batch_size": 0}, "model.batch_size=0 is out of range"),
-        ({"finetune.gradient_checkpointing": "yes"}, "finetune.gradient_checkpointing must be true or false"),
+        ({"moment.lora.alpha": "abc"}, "moment.lora.alpha must be a number, got 'abc'"),
+        ({"moment.lora.dropout": 2}, "moment.lora.dropout=2.0 is out of range; use a value in [0, 1)"),
+        ({"moment.lora.rank": 2.5}, "moment.lora.rank must be an integer, got 2.5"),
+        ({"moment.batch_size": 0}, "moment.batch_size=0 is out of range"),
+        ({"moment.finetune.gradient_checkpointing": "yes"},
+         "moment.finetune.gradient_checkpointing must be true or false"),
         ({"budget.sizes": []}, "budget.sizes is empty"),
-        ({"finetune.budgets": [100]}, "finetune.budgets is not a known key"),
-        ({"finetune.epoch": 3}, "finetune.epoch is not a known key; did you mean finetune.epochs?"),
-        ({"baselines.lstm_ae.epoch": 3}, "lstm_ae.epoch is not a known key; did you mean baselines.lstm_ae.epochs?"),
-        ({"baselines.lstm_ae.loss": "huber"}, "baselines.lstm_ae.loss must be one of 'mse', 'feature_scaled'"),
-        ({"baselines.methods": ["knn"]}, "baselines.methods has 'knn'"),
-        ({"baselines.iforest": {"window": 3}}, "baselines.iforest is not a known baseline; did you mean"),
+        ({"moment.finetune.budgets": [100]}, "moment.finetune.budgets is not a known key"),
+        ({"moment.finetune.epoch": 3},
+         "moment.finetune.epoch is not a known key; did you mean moment.finetune.epochs?"),
+        ({"lstm_ae.epoch": 3}, "lstm_ae.epoch is not a known key; did you mean lstm_ae.epochs?"),
+        ({"lstm_ae.loss": "huber"}, "lstm_ae.loss must be one of 'mse', 'feature_scaled'"),
+        ({"methods": ["knn", "kmeans"]}, "methods lists 'kmeans'"),
+        ({"methods": ["knn", "knn"]}, "methods lists 'knn' twice; list each method once"),
+        ({"iforest": {"window": 3}}, "iforest is not a known section; did you mean"),
+        ({"pca.window": 0}, "pca.window=0 is out of range"),
+        ({"cnn.window": 8}, "cnn.window=8 is too short"),
         ({"evaluate.sliding_window": "big"}, "evaluate.sliding_window must be an integer or one of 'auto'"),
         ({"data.split": {"train": 0.7, "val": 0.2, "test": 0.2}}, "data.split fractions sum to 1.100"),
         ({"window.eval_stride": 1000}, "window.eval_stride=1000 is out of range"),
-        ({"modle": {}}, "modle is not a known section; did you mean model?"),
+        ({"momnet": {}}, "momnet is not a known section; did you mean moment?"),
+        ({"data.source": "kafka"}, "data.source must be one of 'synthetic', 'trainticket'"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_key(overrides, message):
@@ -58,23 +64,27 @@ def test_mistakes_name_the_key(overrides, message):
 
 def test_missing_key_is_an_error_not_a_silent_default():
     p = small_params()
-    del p["finetune"]["patience"]
-    with pytest.raises(InputError, match="finetune.patience is missing; add it"):
-        config.parse(p)
+    del p["moment"]["finetune"]["patience"]
+    with pytest.raises(InputError, match="moment.finetune.patience is missing; add it"):
+        configure(config.parse(p))
+    p = small_params()
+    del p["pca"]
+    with pytest.raises(InputError, match="section 'pca' .* is missing"):
+        configure(config.parse(p))
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):
     text = (ROOT / "params.yaml").read_text().replace("lr: 0.001", "lr: 1e-3")
-    assert "lr: 1e-3" in text and yaml.safe_load(text)["finetune"]["lr"] == "1e-3"  # YAML 1.1 reads a string
+    assert "lr: 1e-3" in text and yaml.safe_load(text)["moment"]["finetune"]["lr"] == "1e-3"  # YAML 1.1: a string
     (tmp_path / "params.yaml").write_text(text)
-    assert config.load(tmp_path / "params.yaml").finetune.lr == pytest.approx(1e-3)
+    assert configure(config.load(tmp_path / "params.yaml")).options["moment"].finetune.lr == pytest.approx(1e-3)
 
 
 def test_a_bad_key_stops_the_first_stage_before_any_work(runner, workdir):
-    write_params(workdir, small_params(**{"lora.alpha": "abc"}))
+    write_params(workdir, small_params(**{"budget.draws": "abc"}))
     result = runner.invoke(preprocess_app, [])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: params.yaml: lora.alpha must be a number, got 'abc'"
+    assert result.output.strip() == "error: params.yaml: budget.draws must be an integer, got 'abc'"
     assert not (workdir / "data").exists()
     (workdir / "params.yaml").write_text("seed: [1\n")
     result = runner.invoke(preprocess_app, [])

@@ -4,12 +4,13 @@ so a code change can never leave results that `dvc repro` calls up to date."""
 import copy
 
 import yaml
+
 from tests.conftest import ROOT
 from tests.deps import closure
 
 
 def stage_module(cmd: str) -> str:
-    """`python -m stages.detect moment_lora_${item}` -> stages.detect"""
+    """`python -m stages.detect ${item}` -> stages.detect"""
     parts = cmd.split()
     return parts[parts.index("-m") + 1]
 
@@ -34,17 +35,45 @@ def test_every_stage_depends_on_every_module_it_imports():
 def test_the_check_catches_a_removed_dep():
     real = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     broken = copy.deepcopy(real)
-    broken["stages"]["moment_zero_shot"]["deps"].remove("src/momentad/windows.py")
-    broken["stages"]["baseline"]["deps"] = [d for d in broken["stages"]["baseline"]["deps"]
-                                            if d != "src/momentad/models"]  # fmt: skip
+    broken["stages"]["window"]["deps"].remove("src/momentad/windows.py")
+    broken["stages"]["detect"]["do"]["deps"] = [d for d in broken["stages"]["detect"]["do"]["deps"]
+                                                if d != "src/momentad/models"]  # fmt: skip
     gaps = missing_deps(broken)
-    assert gaps["moment_zero_shot"] == ["src/momentad/windows.py"]
-    assert "src/momentad/models/device.py" in gaps["baseline"]
+    assert gaps["window"] == ["src/momentad/windows.py"]
+    assert "src/momentad/models/device.py" in gaps["detect"]
 
 
 def test_the_closure_follows_imports_transitively():
     files = {str(f) for f in closure("stages.detect")}
-    # runner -> registry discovers every detector -> moment_lora -> finetune -> windows
-    assert {"src/momentad/runner.py", "src/momentad/detectors/moment_lora.py", "src/momentad/finetune.py",
-            "src/momentad/windows.py", "src/momentad/training.py"} <= files  # fmt: skip
+    # runner -> registry discovers every detector -> moment -> finetune -> windows
+    assert {"src/momentad/runner.py", "src/momentad/detectors/moment.py", "src/momentad/finetune.py",
+            "src/momentad/windows.py", "src/momentad/training.py",
+            "src/momentad/detectors/pca.py"} <= files  # fmt: skip
     assert "src/momentad/plots.py" not in files and "src/momentad/loaders/smd.py" not in files
+    # the simulator is read by preprocess only: editing it re-runs no model stage
+    assert "src/momentad/synthetic.py" not in files
+
+
+def test_no_import_circle_among_src_modules():
+    """A module never imports (at module level or inside a function) something that imports it
+    back: each module's dependencies form a tree, so a change has a clear set of dependants."""
+    from tests.deps import SRC, imports, module_file
+
+    modules = {".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+               for p in SRC.rglob("*.py")}  # fmt: skip
+    graph = {m: {i for i in imports(module_file(m)) if i != m and i in modules} for m in modules}
+    seen, cycles = {}, []
+
+    def visit(m, path):
+        seen[m] = "open"
+        for n in sorted(graph[m]):
+            if seen.get(n) == "open":
+                cycles.append(path[path.index(n) :] + [n] if n in path else [m, n])
+            elif n not in seen:
+                visit(n, path + [n])
+        seen[m] = "done"
+
+    for m in sorted(modules):
+        if m not in seen:
+            visit(m, [m])
+    assert cycles == [], cycles

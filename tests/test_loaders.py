@@ -3,12 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import small_params
 
 from momentad.config import DataParams, build
 from momentad.errors import InputError
 from momentad.loaders import load
 from momentad.preprocess import preprocess
+from tests.conftest import small_params
 
 
 def data_params(source, path, **options):

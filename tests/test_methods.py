@@ -12,26 +12,27 @@ import yaml
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
 from momentad import config
 from momentad.budgets import restrict, span
 from momentad.data import load_splits
-from momentad.detectors import Detector, detector_class, load_detector
+from momentad.detectors.base import Detector
 from momentad.detectors.moment import window_batches
-from momentad.detectors.registry import baseline_names, configure
+from momentad.detectors.registry import configure, detector_class, load_detector, names
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
-from momentad.layout import Layout, parse
+from momentad.layout import Layout
 from momentad.models.lora import add_lora, quantize_encoder
 from momentad.models.moment import load_moment
 from momentad.training import INTERRUPT_ENV
+from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
-BASELINES = baseline_names()
-IDS = ["moment_zero_shot", "moment_lora_16", *[f"{b}_full" for b in BASELINES], "isolation_forest_16", "tcn_ae_8"]
-HEADLINE = {"vus_pr", "vus_pr_std", "vus_pr_draws", "auc_pr", "f1", "pretrained"}
+METHODS = names()
 TEST_KEYS = {"vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1", "pa_f1", "event_f1", "r_f1", "affiliation_f1",
              "f1_at_val_threshold", "precision_at_val_threshold", "recall_at_val_threshold"}  # fmt: skip
+WEIGHT_FILES = {"moment": {"detector.json"}, "isolation_forest": {"model.skops"}, "random_forest": {"model.skops"},
+                "pca": {"pca.safetensors"}, "knn": {"knn.safetensors"}, "moving_variance": set(),
+                "squared_difference": set()}  # fmt: skip
 
 
 def prepare(runner, workdir, **overrides):
@@ -48,64 +49,73 @@ def cfg_here():
     return configure(config.load("params.yaml"))
 
 
-@pytest.mark.parametrize("method", IDS)
+def ctx(cfg, **kw):
+    from momentad.detectors.base import RunContext
+
+    return RunContext(seed=cfg.seed, window=cfg.window, **kw)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
     prepare(runner, workdir)
     result = detect(runner, method)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(method) and len(result.output.strip().splitlines()) == 1
-    if method.startswith("moment"):
+    cls = detector_class(method)
+    if method == "moment":
         assert "RANDOM-INIT weights, not pretrained" in result.output
     lay = Layout(workdir)
-    head = json.loads(lay.metrics(method).read_text())
-    assert set(head) == HEADLINE and head["pretrained"] is False  # headline numbers only
     doc = json.loads(lay.details(method).read_text())
-    assert doc["method"] == method and set(doc["test"]) == TEST_KEYS
-    assert all(0 <= v <= 1 for v in doc["test"].values())
-    assert head["vus_pr"] == doc["test"]["vus_pr"] and head["f1"] == doc["test"]["f1_at_val_threshold"]
-    assert {"fit_s", "score_s", "timesteps_per_s", "peak_rss_mb", "peak_gpu_mb"} <= set(doc["runtime"])
-    assert doc["runtime"]["timesteps_per_s"] > 0 and doc["runtime"]["peak_rss_mb"] > 0
-    assert doc["threshold"]["chosen_on"] == "val" and len(doc["fault_type_recall"]) == 14
-    assert doc["data"]["synthetic"] is True
-    scores = pd.read_parquet(lay.scores(method))
+    assert doc["method"] == method and doc["capabilities"] == cls.capabilities()
+    want = ["0"] * cls.zero_shot + (["8", "16"] + ["full"] * cls.full_split) * cls.trains
+    assert list(doc["budgets"]) == want
+    assert doc["data"]["synthetic"] is True and "runtime" not in json.dumps(doc)  # timings live in logs/
+    assert json.loads(lay.timings(method).read_text())["budgets"].keys() == doc["budgets"].keys()
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
-    assert list(scores.columns) == ["timestamp", "score", "label", "fault_type", "score_0"]
-    assert (scores["score"] == scores["score_0"]).all()
-    assert (scores["timestamp"].to_numpy() == test["timestamp"].to_numpy()).all()
-    assert np.isfinite(scores["score"]).all() and scores["score"].std() > 0
-    pr = pd.read_csv(lay.pr_curve(method))
-    assert list(pr.columns) == ["recall", "precision"] and len(pr) > 2
-    # saved model: safe formats only, and loading it back gives the same scores
-    files = {p.name for p in lay.model_dir(method).rglob("*") if p.is_file()}
-    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".bin", ".pt", ".joblib"))], files
-    expected = {"moment_zero_shot": set(), "moment_lora": {"adapter_model.safetensors", "adapter_config.json"},
-                "isolation_forest": {"model.skops"}, "random_forest": {"model.skops"}}  # fmt: skip
-    assert {"detector.json", "run.json"} | expected.get(parse(method).detector, {"model.safetensors"}) <= files
     splits, _, _ = load_splits()
-    again = load_detector(lay.model_dir(method)).decision_function(splits["test"])
-    np.testing.assert_allclose(again, scores["score"].to_numpy(), rtol=1e-5, atol=1e-7)
+    for budget, entry in doc["budgets"].items():
+        assert entry["status"] == "ok" and set(entry["test"]) == TEST_KEYS, budget
+        assert all(0 <= v <= 1 for v in entry["test"].values())
+        assert entry["threshold"]["chosen_on"] == "val" and len(entry["fault_type_recall"]) == 14
+        assert entry["model"]["pretrained"] is False and (entry["model"]["checkpoint"] is None) != (method == "moment")
+        scores = pd.read_parquet(lay.scores(method, budget))
+        assert list(scores.columns) == ["timestamp", "score", "label", "fault_type", "score_0"]
+        assert (scores["score"] == scores["score_0"]).all()
+        assert (scores["timestamp"].to_numpy() == test["timestamp"].to_numpy()).all()
+        assert np.isfinite(scores["score"]).all() and scores["score"].std() > 0
+        # saved model: safe formats only, and loading it back gives the same scores
+        folder = lay.model_dir(method, budget)
+        files = {q.name for q in folder.rglob("*") if q.is_file()}
+        assert not [f for f in files if f.endswith((".pkl", ".pickle", ".bin", ".pt", ".joblib"))], files
+        assert {"detector.json", "run.json"} | WEIGHT_FILES.get(method, {"model.safetensors"}) <= files, files
+        again = load_detector(folder).decision_function(splits["test"])
+        np.testing.assert_allclose(again, scores["score"].to_numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_lora_adapter_is_peft_loadable(runner, workdir):
     from peft import PeftConfig
 
     prepare(runner, workdir)
-    assert detect(runner, "moment_lora_8").exit_code == 0
-    folder = Layout(workdir).model_dir("moment_lora_8") / "adapter"
+    assert detect(runner, "moment").exit_code == 0
+    folder = Layout(workdir).model_dir("moment", 8) / "adapter"
     pc = PeftConfig.from_pretrained(str(folder))
     assert pc.peft_type == "LORA" and pc.r == 8 and sorted(pc.target_modules) == ["q", "v"]
-    curve = pd.read_csv(Layout(workdir).training_curve("moment_lora_8"))
-    assert list(curve.columns) == ["epoch", "train_loss", "val_loss"] and len(curve) >= 1
+    saved = json.loads((folder / "adapter_config.json").read_text())
+    assert saved["target_modules"] == ["q", "v"]  # a stable order on disk (peft keeps a set)
+    assert pc.base_model_name_or_path.startswith("random-init:tiny")  # names its base model
+    assert not (folder / "README.md").exists()  # no empty model card
+    history = json.loads(Layout(workdir).details("moment").read_text())["budgets"]["8"]["history"]
+    assert set(history[0]) == {"epoch", "train_loss", "val_loss"} and len(history) >= 1
 
 
 def test_zero_shot_identical_scores_on_two_runs(runner, workdir):
-    prepare(runner, workdir)
+    prepare(runner, workdir, **{"budget.sizes": [8]})
     lay = Layout(workdir)
-    assert detect(runner, "moment_zero_shot").exit_code == 0
-    first, m1 = pd.read_parquet(lay.scores("moment_zero_shot")), lay.metrics("moment_zero_shot").read_text()
-    assert detect(runner, "moment_zero_shot").exit_code == 0
-    pd.testing.assert_frame_equal(first, pd.read_parquet(lay.scores("moment_zero_shot")))
-    assert m1 == lay.metrics("moment_zero_shot").read_text()
+    assert detect(runner, "moment").exit_code == 0
+    first, d1 = pd.read_parquet(lay.scores("moment", 0)), lay.details("moment").read_text()
+    assert detect(runner, "moment").exit_code == 0
+    pd.testing.assert_frame_equal(first, pd.read_parquet(lay.scores("moment", 0)))
+    assert d1 == lay.details("moment").read_text()
 
 
 @pytest.mark.parametrize("length", [256, 128])
@@ -119,7 +129,8 @@ def test_short_windows_are_padded_and_masked(runner, workdir, length):
     assert x.shape == (len(test.index) * len(test.features), 1, 512)
     assert (mask.sum(axis=1) == length).all() and (mask[:, : 512 - length] == 0).all()
     assert (x[:, 0, : 512 - length] == 0).all()
-    det = detector_class("moment_zero_shot").from_config(cfg_here()).fit(splits["train"])
+    cfg = cfg_here()
+    det = detector_class("moment").from_config(cfg, ctx(cfg)).fit(None)
     scores = det.score(test)
     assert scores.shape == (len(test),) and np.isfinite(scores).all()
     # padding must not leak into the score: the same window scored alone gives the same errors
@@ -172,42 +183,38 @@ def test_budgets_are_nested_seeded_and_clean():
 def test_a_budget_the_data_cannot_supply_is_recorded_not_failed(runner, workdir):
     from stages.compare import app as compare_app
 
-    prepare(runner, workdir, **{"budget.sizes": [1, 100000], "baselines.methods": ["random_forest"]})
+    prepare(runner, workdir, **{"budget.sizes": [1, 100000], "methods": ["moment", "random_forest"]})
     lay = Layout(workdir)
     # one anomaly-free window holds no label: the supervised forest cannot train on it
-    for method, reason in (("random_forest_1", "supervised, and its training rows hold no labelled anomaly"),
-                           ("moment_lora_100000", "budget 100000 needs 100000 anomaly-free training")):  # fmt: skip
+    for method, budget, reason in (
+            ("random_forest", "1", "supervised, and its training rows hold no labelled anomaly"),
+            ("moment", "100000", "budget 100000 needs 100000 anomaly-free training")):  # fmt: skip
         result = detect(runner, method)
         assert result.exit_code == 0, result.output
-        assert result.output.startswith(f"{method}: not run: {reason}"), result.output
-        assert json.loads(lay.metrics(method).read_text())["status"].startswith(f"not run: {reason}")
-        assert pd.read_parquet(lay.scores(method)).empty and lay.pr_curve(method).is_file()
+        assert f"{budget}: not run" in result.output, result.output
+        entry = json.loads(lay.details(method).read_text())["budgets"][budget]
+        assert entry["status"].startswith(f"not run: {reason}")
+        assert not lay.scores(method, budget).exists() and not lay.model_dir(method, budget).exists()
         # every path the method's DVC stage declares exists, or `dvc repro` fails the stage
-        stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-        stage = stage["moment_lora"] if method.startswith("moment_lora") else stage["baseline"]
-        declared = [next(iter(o)) if isinstance(o, dict) else o for k in ("outs", "metrics", "plots")
-                    for o in stage.get(k, [])]  # fmt: skip
-        budget = method.rsplit("_", 1)[1]
+        stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["detect"]["do"]
+        declared = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
         for path in declared:
-            path = path.replace("${item}", budget).replace("${item.method}", "random_forest")
-            path = path.replace("${item.budget}", budget)
-            assert (workdir / path).exists(), path
-    for method in ("moment_zero_shot", "moment_lora_1", "random_forest_100000", "random_forest_full"):
-        assert detect(runner, method).exit_code == 0
+            assert (workdir / path.replace("${item}", method)).exists(), path
     result = runner.invoke(compare_app, [])
     assert result.exit_code == 0, result.output
     report = (workdir / "reports/compare.md").read_text()
-    assert "## Not run" in report and "| random_forest_1 | 1 | not run: supervised" in report
-    assert "| moment_lora_100000 | 100000 | not run: budget 100000 needs" in report
+    assert "## Not run" in report and "| random_forest | 1 | not run: supervised" in report
+    assert "| moment | 100000 | not run: budget 100000 needs" in report
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_lora_trains_only_adapter_weights(runner, workdir, checkpointing):
-    prepare(runner, workdir, **{"finetune.gradient_checkpointing": checkpointing, "lora.dropout": 0.0})
+    prepare(runner, workdir, **{"moment.finetune.gradient_checkpointing": checkpointing, "moment.lora.dropout": 0.0})
     splits, _, _ = load_splits()
     base, _ = load_moment("random-init:tiny", 42, MODEL_CACHE)
     base_before = {k: v.clone() for k, v in base.state_dict().items()}
-    det = detector_class("moment_lora").from_config(cfg_here())
+    cfg = cfg_here()
+    det = detector_class("moment").from_config(cfg, ctx(cfg))
     det.fit(restrict(splits["train"], *span(splits["train"].index, 16, 16, 42, 0, False)), X_val=splits["val"])
     model = det.model_
     assert all(p.requires_grad == ("lora_" in n) for n, p in model.named_parameters())
@@ -221,35 +228,35 @@ def test_lora_trains_only_adapter_weights(runner, workdir, checkpointing):
 
 @pytest.mark.parametrize("objective", ["reconstruction", "classification"])
 def test_each_lora_objective_end_to_end(runner, workdir, objective):
-    prepare(runner, workdir, **{"finetune.objective": objective})
-    result = detect(runner, "moment_lora_16")
+    prepare(runner, workdir, **{"moment.finetune.objective": objective, "budget.sizes": [16]})
+    result = detect(runner, "moment")
     assert result.exit_code == 0, result.output
-    doc = json.loads(Layout(workdir).details("moment_lora_16").read_text())
-    assert doc["budget"] == 16 and doc["model"]["adapter"] == "lora" and doc["model"]["pretrained"] is False
+    doc = json.loads(Layout(workdir).details("moment").read_text())["budgets"]["16"]
+    assert doc["model"]["adapter"] == "lora" and doc["model"]["pretrained"] is False
     t = doc["extra"]["training"]
-    assert t["objective"] == objective and 1 <= t["epochs_run"] <= 2 and t["train_s"] > 0
+    assert t["objective"] == objective and 1 <= t["epochs_run"] <= 2
     assert np.isfinite(t["best_val_loss"]) and doc["model"]["trainable_parameters"] > 0
     assert not list((workdir / ".cache/train").rglob("state.json"))  # finished runs leave no state
 
 
 def test_resume_after_interruption_matches_uninterrupted(runner, workdir):
-    prepare(runner, workdir, **{"finetune.epochs": 3, "finetune.patience": 5})
+    prepare(runner, workdir, **{"moment.finetune.epochs": 3, "moment.finetune.patience": 5, "budget.sizes": [8]})
     lay = Layout(workdir)
-    assert detect(runner, "moment_lora_8").exit_code == 0
-    reference = json.loads(lay.details("moment_lora_8").read_text())
+    assert detect(runner, "moment").exit_code == 0
+    reference = json.loads(lay.details("moment").read_text())["budgets"]["8"]
     from safetensors.torch import load_file
 
-    adapter = lay.model_dir("moment_lora_8") / "adapter" / "adapter_model.safetensors"
+    adapter = lay.model_dir("moment", 8) / "adapter" / "adapter_model.safetensors"
     ref_adapter = load_file(str(adapter))
-    lay.details("moment_lora_8").unlink()
-    interrupted = detect(runner, "moment_lora_8", env={INTERRUPT_ENV: "2"})
+    lay.details("moment").unlink()
+    interrupted = detect(runner, "moment", env={INTERRUPT_ENV: "2"})
     assert interrupted.exit_code != 0
-    assert list((workdir / ".cache/train/moment_lora_8").glob("*/state.json"))  # epoch 2 checkpoint kept
-    assert not lay.details("moment_lora_8").exists()
+    assert list((workdir / ".cache/train/moment_8").glob("*/state.json"))  # epoch 2 checkpoint kept
+    assert not lay.details("moment").exists()
     os.environ.pop(INTERRUPT_ENV, None)
-    resumed = detect(runner, "moment_lora_8")
+    resumed = detect(runner, "moment")
     assert resumed.exit_code == 0, resumed.output
-    doc = json.loads(lay.details("moment_lora_8").read_text())
+    doc = json.loads(lay.details("moment").read_text())["budgets"]["8"]
     assert doc["test"] == reference["test"]
     assert doc["extra"]["training"]["best_val_loss"] == reference["extra"]["training"]["best_val_loss"]
     got = load_file(str(adapter))
@@ -257,59 +264,61 @@ def test_resume_after_interruption_matches_uninterrupted(runner, workdir):
 
 
 def test_corrupt_checkpoint_is_set_aside_and_training_restarts(runner, workdir):
-    prepare(runner, workdir, **{"finetune.epochs": 2, "finetune.patience": 5})
-    assert detect(runner, "moment_lora_8", env={INTERRUPT_ENV: "1"}).exit_code != 0
+    prepare(runner, workdir, **{"moment.finetune.epochs": 2, "moment.finetune.patience": 5, "budget.sizes": [8]})
+    assert detect(runner, "moment", env={INTERRUPT_ENV: "1"}).exit_code != 0
     os.environ.pop(INTERRUPT_ENV, None)
-    (state,) = (workdir / ".cache/train/moment_lora_8").glob("*/current.safetensors")
+    (state,) = (workdir / ".cache/train/moment_8").glob("*/current.safetensors")
     state.write_bytes(state.read_bytes()[:50])  # truncated
-    result = detect(runner, "moment_lora_8")
+    result = detect(runner, "moment")
     assert result.exit_code == 0, result.output
-    assert list((workdir / ".cache/train/moment_lora_8").glob("*.corrupt-*"))
+    assert list((workdir / ".cache/train/moment_8").glob("*.corrupt-*"))
 
 
 def test_several_draws_report_mean_and_spread(runner, workdir):
-    prepare(runner, workdir, **{"budget.draws": 2, "finetune.epochs": 1})
+    prepare(runner, workdir, **{"budget.draws": 2, "moment.finetune.epochs": 1})
     lay = Layout(workdir)
     docs = {}
-    for m in ("moment_lora_8", "lstm_ae_8", "random_forest_16"):
+    for m in ("moment", "lstm_ae", "random_forest", "pca"):
         assert detect(runner, m).exit_code == 0
-        docs[m] = json.loads(lay.details(m).read_text())
-    doc = docs["moment_lora_8"]
-    assert doc["draws"] == 2 and len(doc["per_draw"]) == 2
+        docs[m] = json.loads(lay.details(m).read_text())["budgets"]
+    doc = docs["moment"]["8"]
+    assert doc["draws"] == 2 and len(doc["per_draw"]) == 2 and docs["moment"]["0"]["draws"] == 1
     vus = [d["vus_pr"] for d in doc["per_draw"]]
     assert doc["test"]["vus_pr"] == pytest.approx(np.mean(vus), abs=1e-6)
     assert doc["test_std"]["vus_pr"] == pytest.approx(np.std(vus), abs=1e-6)
-    head = json.loads(lay.metrics("moment_lora_8").read_text())
-    assert head["vus_pr_draws"] == {"0": vus[0], "1": vus[1]} and head["vus_pr_std"] == doc["test_std"]["vus_pr"]
     assert [d["train_windows"] for d in doc["per_draw"]] == [8, 8]  # LoRA trains on exactly the budget
     # draw k of every method at a budget trains on the same rows; the draws differ
-    rows = {m: [d["train_rows"] for d in docs[m]["per_draw"]] for m in docs}
-    assert rows["moment_lora_8"] == rows["lstm_ae_8"] and rows["moment_lora_8"][0] < rows["random_forest_16"][0]
-    scores = pd.read_parquet(lay.scores("lstm_ae_8"))
+    rows = {m: [d["train_rows"] for d in docs[m]["8"]["per_draw"]] for m in docs}
+    assert rows["moment"] == rows["lstm_ae"] == rows["pca"]
+    assert docs["pca"]["full"]["draws"] == 1 and docs["lstm_ae"]["full"]["draws"] == 2  # seeds matter only there
+    scores = pd.read_parquet(lay.scores("lstm_ae", 8))
     assert {"score_0", "score_1"} <= set(scores.columns) and not np.allclose(scores["score_0"], scores["score_1"])
 
 
 @pytest.mark.parametrize(
     "overrides, method, message",
     [
-        ({"model.quantization": "int4"}, "moment_lora_8", "model.quantization must be one of 'none', 'int8', 'nf4'"),
-        ({"model.quantization": "nf4", "model.precision": "fp16"}, "moment_lora_8",
-         "model.quantization=nf4 with model.precision=fp16"),
-        ({"lora.target_modules": ["qkv"]}, "moment_lora_8", "lora.target_modules[0] must be one of"),
-        ({"budget.sizes": [8, 8]}, "moment_lora_8", "budget.sizes repeats a budget"),
-        ({"budget.draws": 0}, "moment_lora_8", "budget.draws=0 is out of range; use a value in [1, 100]"),
-        ({"zero_shot.channel_reduce": "median"}, "moment_zero_shot", "zero_shot.channel_reduce must be one of"),
-        ({}, "moment_lora_7", "method 'moment_lora_7' is not asked for by params.yaml"),
-        ({}, "knn", "method 'knn' is not asked for by params.yaml"),
+        ({"moment.quantization": "int4"}, "moment", "moment.quantization must be one of 'none', 'int8', 'nf4'"),
+        ({"moment.quantization": "nf4", "moment.precision": "fp16"}, "moment",
+         "moment.quantization=nf4 with moment.precision=fp16"),
+        ({"moment.lora.target_modules": ["qkv"]}, "moment", "moment.lora.target_modules[0] must be one of"),
+        ({"budget.sizes": [8, 8]}, "moment", "budget.sizes repeats a budget"),
+        ({"budget.draws": 0}, "moment", "budget.draws=0 is out of range; use a value in [1, 100]"),
+        ({"moment.zero_shot.channel_reduce": "median"}, "moment", "moment.zero_shot.channel_reduce must be one of"),
+        ({"methods": ["pca"]}, "knn", "method 'knn' is not in params.yaml's methods (pca); add it there"),
+        ({}, "kmeans", "unknown method 'kmeans'"),
+        ({"window.length": 100, "window.eval_stride": 100}, "moment",
+         "window.length=100 must be a multiple of MOMENT's patch length 8"),
     ],
 )  # fmt: skip
 def test_bad_settings_fail_clearly(runner, workdir, overrides, method, message):
-    prepare(runner, workdir)
+    prepare(runner, workdir, **{k: v for k, v in overrides.items() if k.startswith("window.")})
     write_params(workdir, small_params(**overrides))
     result = detect(runner, method)
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
-    assert not (workdir / "metrics").exists() and not (workdir / "data/models").exists()
+    assert not (workdir / "reports").exists()
+    assert not [p for d in ("data/models", "data/scores") for p in (workdir / d).rglob("*")]  # nothing half-written
 
 
 @pytest.mark.parametrize("how", ["int8", "nf4"])
@@ -324,12 +333,17 @@ def test_quantized_base_runs_lora_backward_on_cpu(how):
     assert grads and all(g is not None for g in grads)
 
 
-def test_every_registered_method_is_a_detector():
-    for name in [*BASELINES, "moment_zero_shot", "moment_lora"]:
+def test_every_registered_method_is_a_detector_in_the_pool():
+    pool = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"]
+    assert sorted(pool) == METHODS  # the default pool is every method there is
+    for name in METHODS:
         cls = detector_class(name)
         assert issubclass(cls, Detector) and cls.name == name
-    with pytest.raises(InputError, match="unknown method 'knn'"):
-        detector_class("knn")
+        assert cls.zero_shot or cls.trains
+    assert detector_class("moment").budgets([100, 500]) == [0, 100, 500]
+    assert detector_class("pca").budgets([100, 500]) == [100, 500, "full"]
+    with pytest.raises(InputError, match="unknown method 'kmeans'"):
+        detector_class("kmeans")
 
 
 def test_outputs_are_readable_by_the_group(runner, workdir):
@@ -338,14 +352,14 @@ def test_outputs_are_readable_by_the_group(runner, workdir):
     prepare(runner, workdir)
     old = os.umask(0o022)
     try:
-        assert detect(runner, "isolation_forest_full").exit_code == 0
+        assert detect(runner, "isolation_forest").exit_code == 0
     finally:
         os.umask(old)
     lay = Layout(workdir)
-    m = "isolation_forest_full"
-    for path in (lay.metrics(m), lay.details(m), lay.pr_curve(m), lay.scores(m), lay.model_dir(m) / "run.json"):
+    m = "isolation_forest"
+    for path in (lay.details(m), lay.scores(m, "full"), lay.model_dir(m, "full") / "run.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
-    assert stat.S_IMODE(lay.model_dir(m).stat().st_mode) == 0o755
+    assert stat.S_IMODE(lay.models_dir(m).stat().st_mode) == 0o755
 
 
 def test_same_results_with_one_or_two_threads(runner, workdir):
@@ -361,8 +375,8 @@ def test_same_results_with_one_or_two_threads(runner, workdir):
     for t in ("1", "2"):
         env = {**os.environ, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t,
                "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
-        out = subprocess.run([sys.executable, "-m", "stages.detect", "tcn_ae_16", "--no-progress"], cwd=workdir,
+        out = subprocess.run([sys.executable, "-m", "stages.detect", "tcn_ae", "--no-progress"], cwd=workdir,
                              env=env, capture_output=True, text=True)  # fmt: skip
         assert out.returncode == 0, out.stderr
-        got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae_16"))["score"].to_numpy()
+        got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae", 16))["score"].to_numpy()
     np.testing.assert_array_equal(got["1"], got["2"])

@@ -66,5 +66,5 @@ def test_unreachable_hub_id_names_both_alternatives(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", ["random-init:huge", "no/such/dir/here", ""])
 def test_bad_checkpoint_values(bad):
-    with pytest.raises(InputError, match="model.checkpoint"):
+    with pytest.raises(InputError, match="moment.checkpoint"):
         load_moment(bad, seed=0)

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import ROOT
 
+from momentad.config import NezhaParams
 from momentad.errors import InputError
 from momentad.loaders.nezha import load, service_of
+from tests.conftest import ROOT
 
 SHIPPED = ROOT / "data" / "raw" / "nezha-trainticket"
 KPIS = ["CpuUsage(m)", "PodServerLatencyP90(s)"]
@@ -50,7 +51,7 @@ def test_pods_become_services_on_a_minute_grid_with_labels_per_day(tmp_path):
     day_folder(tmp_path, "2023-01-30", [{**fault, "inject_time": "2023-01-30 08:20:00", "inject_type": "return",
                                          "inject_pod": "ts-order-service-5b67c48447-mv5hb"}],
                extra=("dependency.csv", "source_50.csv", "destination_50.csv"))  # fmt: skip
-    raw = load(tmp_path, {"label_minutes": 4}, {}, 0)
+    raw = load(tmp_path, NezhaParams(label_minutes=4), None, 0)
     f = raw.frame
     assert list(f.columns) == ["timestamp", "ts-food-service_CpuUsage_m", "ts-food-service_PodServerLatencyP90_s",
                                "ts-order-service_CpuUsage_m", "ts-order-service_PodServerLatencyP90_s", "label",
@@ -81,9 +82,9 @@ def test_bad_nezha_folders_fail_clearly(tmp_path, mutate, message):
     day_folder(tmp_path, "2023-01-29", [])
     mutate(tmp_path)
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("*", r"\*")):
-        load(tmp_path, {"label_minutes": 5}, {}, 0)
+        load(tmp_path, NezhaParams(label_minutes=5), None, 0)
     with pytest.raises(InputError, match="no <day>/metric/ folder"):
-        load(tmp_path / "2023-01-29" / "metric", {}, {}, 0)
+        load(tmp_path / "2023-01-29" / "metric", NezhaParams(label_minutes=5), None, 0)
 
 
 def test_service_names_drop_replica_set_and_pod_hashes():
@@ -93,7 +94,7 @@ def test_service_names_drop_replica_set_and_pod_hashes():
 
 
 def test_the_shipped_trainticket_days_load_with_their_45_faults():
-    raw = load(SHIPPED, {"label_minutes": 5}, {}, 0)
+    raw = load(SHIPPED, NezhaParams(label_minutes=5), None, 0)
     f = raw.frame
     assert [s["day"] for s in raw.info["segments"]] == ["2023-01-29", "2023-01-30"]
     assert raw.info["faults"] == 45 and len(f) == 1660

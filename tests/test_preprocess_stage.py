@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from stages.preprocess import app
+
 from tests.conftest import small_params, write_params
 
 

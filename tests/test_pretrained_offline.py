@@ -1,7 +1,7 @@
 """The pretrained path without network: a Hugging Face cache entry shaped like the hub's
 AutonLab/MOMENT-1-large snapshot at the commit params.yaml pins (its config.json keys,
-MOMENT-1-large's weight shapes, random values) loads through `model.checkpoint:
-AutonLab/MOMENT-1-large` with `model.offline: true` and HF_HUB_OFFLINE=1, labelled pretrained; a
+MOMENT-1-large's weight shapes, random values) loads through `moment.checkpoint:
+AutonLab/MOMENT-1-large` with `moment.offline: true` and HF_HUB_OFFLINE=1, labelled pretrained; a
 snapshot holding only a pickle file is refused; a revision given as a branch is recorded as the
 commit it resolved to."""
 
@@ -14,11 +14,10 @@ import sys
 import pytest
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
-from momentad.config import HUB_REVISIONS
 from momentad.layout import Layout
-from momentad.models.moment import moment_config, write_random_init
+from momentad.models.moment import HUB_REVISIONS, moment_config, write_random_init
+from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
 REPO = "AutonLab/MOMENT-1-large"
 REVISION = HUB_REVISIONS[REPO]  # a snapshot folder is named by its commit
@@ -58,32 +57,34 @@ def hf_cache(root, weights=None, pickle_only=False, repo=REPO, revision=REVISION
 
 
 def run_zero_shot(workdir, hf_home, runner, **params):
-    """moment_zero_shot offline against ``hf_home``; ``params`` override the checkpoint's defaults
-    (params.yaml's model.revision unless given)."""
+    """MOMENT zero-shot offline against ``hf_home`` (a budget the data cannot supply leaves only
+    budget 0); ``params`` override the checkpoint's defaults (params.yaml's moment.revision unless
+    given)."""
     # a short, narrow series: MOMENT-1-large scores about 5 sequences/s on 2 CPU cores
-    write_params(workdir, small_params(**{"model.checkpoint": REPO, "model.offline": True,
-                                          "model.batch_size": 64, "data.synthetic.services": 2,
+    write_params(workdir, small_params(**{"moment.checkpoint": REPO, "moment.offline": True, "methods": ["moment"],
+                                          "moment.batch_size": 64, "data.synthetic.services": 2,
+                                          "budget.sizes": [100000],
                                           "window.length": 512, "window.train_stride": 64,
                                           "window.eval_stride": 512, **params}))  # fmt: skip
     assert runner.invoke(preprocess_app, []).exit_code == 0
     assert runner.invoke(window_app, []).exit_code == 0
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "stages.detect", "moment_zero_shot", "--no-progress"], cwd=workdir,
+    return subprocess.run([sys.executable, "-m", "stages.detect", "moment", "--no-progress"], cwd=workdir,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
 def test_hub_snapshot_in_the_cache_loads_offline_as_pretrained(workdir, runner, tmp_path, large_weights):
-    assert small_params()["model"]["revision"] == REVISION  # the default pins this snapshot's commit
+    assert small_params()["moment"]["revision"] == REVISION  # the default pins this snapshot's commit
     home = hf_cache(tmp_path / "hf", large_weights)
     out = run_zero_shot(workdir, home, runner)
     assert out.returncode == 0, out.stderr
-    assert "moment_zero_shot [pretrained]" in out.stdout
-    doc = json.loads(Layout(workdir).details("moment_zero_shot").read_text())
-    m = doc["model"]
+    assert "moment [pretrained]" in out.stdout
+    doc = json.loads(Layout(workdir).details("moment").read_text())
+    m = doc["budgets"]["0"]["model"]
     assert m["pretrained"] is True and m["source"] == "hub" and m["checkpoint"] == REPO
     assert m["revision"] == REVISION and m["parameters"] > 340_000_000
-    assert json.loads(Layout(workdir).metrics("moment_zero_shot").read_text())["pretrained"] is True
+    assert json.loads((Layout(workdir).model_dir("moment", 0) / "run.json").read_text())["model"]["pretrained"]
 
 
 def test_snapshot_with_only_a_pickle_is_refused(workdir, runner, tmp_path):
@@ -92,19 +93,19 @@ def test_snapshot_with_only_a_pickle_is_refused(workdir, runner, tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "has no model.safetensors (it has pytorch_model.bin" in lines[0], out.stderr
-    assert not (workdir / "metrics").exists()
+    assert not (workdir / "reports").exists()
     shutil.rmtree(home)
 
 
 def test_a_branch_revision_is_recorded_as_its_commit(workdir, runner, tmp_path):
-    """model.revision: main loads what refs/main points at, and the details name that commit."""
+    """moment.revision: main loads what refs/main points at, and the details name that commit."""
     tiny = MODEL_CACHE / "random-init-tiny-seed0"
     if not (tiny / "model.safetensors").is_file():
         write_random_init("tiny", 0, tiny)
     commit = "0123456789abcdef0123456789abcdef01234567"
     home = hf_cache(tmp_path / "hf", tiny / "model.safetensors", repo="me/moment-tiny", revision=commit,
                     config=moment_config("tiny"))  # fmt: skip
-    out = run_zero_shot(workdir, home, runner, **{"model.checkpoint": "me/moment-tiny", "model.revision": "main"})
+    out = run_zero_shot(workdir, home, runner, **{"moment.checkpoint": "me/moment-tiny", "moment.revision": "main"})
     assert out.returncode == 0, out.stderr
-    m = json.loads(Layout(workdir).details("moment_zero_shot").read_text())["model"]
+    m = json.loads(Layout(workdir).details("moment").read_text())["budgets"]["0"]["model"]
     assert m["revision"] == commit and m["pretrained"] is True and m["source"] == "hub"

@@ -10,9 +10,9 @@ import time
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import ROOT, small_params, write_params
 
 from momentad.training import INTERRUPT_ENV
+from tests.conftest import ROOT, small_params, write_params
 
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
 
@@ -34,14 +34,14 @@ def alive(pid: int) -> bool:
 
 def test_killing_the_parent_ends_the_training_child(runner, workdir):
     """As when a user kills only the `dvc` process: the stage it started must not go on."""
-    prepare(runner, workdir, **{"finetune.epochs": 200, "finetune.patience": 200})
+    prepare(runner, workdir, **{"moment.finetune.epochs": 200, "moment.finetune.patience": 200, "budget.sizes": [16]})
     parent = subprocess.Popen(
         [sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen([sys.executable, '-m', 'stages.detect', "
-         "'moment_lora_16', '--no-progress']); print(p.pid, flush=True); p.wait()"],
+         "'moment', '--no-progress']); print(p.pid, flush=True); p.wait()"],
         cwd=workdir, env=ENV, stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     child = int(parent.stdout.readline())
     deadline = time.time() + 60
-    while not list((workdir / ".cache/train").glob("moment_lora_16/*.lock")) and time.time() < deadline:
+    while not list((workdir / ".cache/train").glob("moment_16/*.lock")) and time.time() < deadline:
         time.sleep(0.5)  # training has started
     assert alive(child)
     parent.send_signal(signal.SIGKILL)
@@ -53,15 +53,15 @@ def test_killing_the_parent_ends_the_training_child(runner, workdir):
 
 
 def test_a_second_run_cannot_write_into_a_running_checkpoint(runner, workdir):
-    prepare(runner, workdir, **{"finetune.epochs": 2})
-    assert runner.invoke(detect_app, ["moment_lora_8", "--no-progress"], env={INTERRUPT_ENV: "1"}).exit_code != 0
+    prepare(runner, workdir, **{"moment.finetune.epochs": 2, "budget.sizes": [8]})
+    assert runner.invoke(detect_app, ["moment", "--no-progress"], env={INTERRUPT_ENV: "1"}).exit_code != 0
     os.environ.pop(INTERRUPT_ENV, None)
-    (lock,) = (workdir / ".cache/train/moment_lora_8").glob("*.lock")
+    (lock,) = (workdir / ".cache/train/moment_8").glob("*.lock")
     with open(lock, "a+") as held:  # another process is training this method
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        out = subprocess.run([sys.executable, "-m", "stages.detect", "moment_lora_8", "--no-progress"], cwd=workdir,
+        out = subprocess.run([sys.executable, "-m", "stages.detect", "moment", "--no-progress"], cwd=workdir,
                              env=ENV, capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2 and "another process is training this method now" in out.stderr, out.stderr
-    assert not (workdir / "metrics").exists()
-    result = runner.invoke(detect_app, ["moment_lora_8", "--no-progress"])  # lock released: it resumes
+    assert not (workdir / "reports").exists()
+    result = runner.invoke(detect_app, ["moment", "--no-progress"])  # lock released: it resumes
     assert result.exit_code == 0, result.output

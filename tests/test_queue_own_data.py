@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pandas as pd
+
 from tests.conftest import dvc, small_params, write_params
 
 
@@ -34,14 +35,14 @@ def test_two_queued_experiments_run_on_dvc_tracked_own_data(repo_copy):
     added = dvc(repo_copy, "add", "data/raw/own.csv")
     assert added.returncode == 0, added.stderr + added.stdout
     write_params(repo_copy, small_params(**{
-        "data.source": "trainticket", "data.path": "data/raw/own.csv", "baselines.methods": ["isolation_forest"],
+        "data.source": "trainticket", "data.path": "data/raw/own.csv", "methods": ["isolation_forest"],
         "budget.sizes": [8], "window.length": 128, "window.train_stride": 16}))  # fmt: skip
     git(repo_copy, "add", "-A")
     git(repo_copy, "commit", "-qm", "own data tracked by DVC")
     tracked = subprocess.run(["git", "ls-files", "data/raw"], cwd=repo_copy, capture_output=True, text=True).stdout
     assert "data/raw/own.csv.dvc" in tracked and "data/raw/own.csv\n" not in tracked  # in DVC, not in git
     for n in (100, 50):
-        queued = dvc(repo_copy, "exp", "run", "--queue", "-S", f"baselines.isolation_forest.n_estimators={n}")
+        queued = dvc(repo_copy, "exp", "run", "--queue", "-S", f"isolation_forest.n_estimators={n}")
         assert queued.returncode == 0, queued.stderr + queued.stdout
     started = dvc(repo_copy, "queue", "start")
     assert started.returncode == 0, started.stderr + started.stdout
@@ -60,8 +61,8 @@ def test_two_queued_experiments_run_on_dvc_tracked_own_data(repo_copy):
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("metrics/isolation_forest_full.json", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("metrics/compare.json", {}).get("data", {})
                 if metrics:
-                    found[params["baselines"]["isolation_forest"]["n_estimators"]] = metrics["vus_pr"]
+                    found[params["isolation_forest"]["n_estimators"]] = metrics["vus_pr"]["isolation_forest"]
     assert set(found) == {100, 50}, (found, status)
     assert all(0 < v <= 1 for v in found.values())

@@ -10,21 +10,21 @@ import pytest
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import small_params, write_params
 
 from momentad import config, loaders
 from momentad.app import app as momentad_app
-from momentad.layout import Layout
+from momentad.layout import Layout, parse_row
+from tests.conftest import small_params, write_params
 
-METHODS = ["moment_lora_16", "isolation_forest_full"]
+METHODS = ["moment_16", "isolation_forest_full", "pca_full"]
 
 
 @pytest.fixture
 def trained(runner, workdir):
-    write_params(workdir, small_params())
+    write_params(workdir, small_params(**{"methods": ["moment", "isolation_forest", "pca"], "budget.sizes": [16]}))
     assert runner.invoke(preprocess_app, []).exit_code == 0
     assert runner.invoke(window_app, []).exit_code == 0
-    for m in METHODS:
+    for m in ("moment", "isolation_forest", "pca"):
         assert runner.invoke(detect_app, [m, "--no-progress"]).exit_code == 0
     # the test split as a user would have it: raw (unscaled) KPIs in the trainticket CSV layout
     cfg = config.load("params.yaml")
@@ -39,13 +39,15 @@ def trained(runner, workdir):
 def test_score_reproduces_the_stage_vus_pr(runner, trained, method):
     result = runner.invoke(momentad_app, ["score", "--method", method, "-i", "test.csv", "-o", "out.csv"])
     assert result.exit_code == 0, result.output
-    stage_vus = json.loads(Layout(trained).details(method).read_text())["test"]["vus_pr"]
-    assert f"VUS-PR {stage_vus:.4f}" in result.output
+    row = parse_row(method)
+    entry = json.loads(Layout(trained).details(row.method).read_text())["budgets"][str(row.budget)]
+    stage_vus = entry["test"]["vus_pr"]  # one draw here: the draw-0 model's VUS-PR is the mean
+    assert f"VUS-PR {stage_vus:.4f}, AUC-PR" in result.output and "with the saved model (draw 0;" in result.output
     out = pd.read_csv(trained / "out.csv")
-    stage = pd.read_parquet(Layout(trained).scores(method))
+    stage = pd.read_parquet(Layout(trained).scores(row.method, row.budget))
     assert list(out.columns) == ["timestamp", "score", "flag"] and len(out) == len(stage)
     pd.testing.assert_series_equal(out["score"], stage["score"], check_names=False, rtol=1e-4)  # MOMENT: float32 noise
-    threshold = json.loads(Layout(trained).details(method).read_text())["threshold"]["value"]
+    threshold = entry["threshold"]["value"]
     assert (out["flag"] == (out["score"] > threshold)).all() and out["flag"].sum() > 0
     # one line per flagged event (at most 20) naming its top-5 services
     flag = out["flag"].to_numpy()
@@ -70,8 +72,9 @@ def test_without_labels_it_only_scores(runner, trained):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--method", "knn"], "unknown method 'knn'"),
-        (["--method", "moment_lora_500"], "method 'moment_lora_500' is not trained yet"),
+        (["--method", "kmeans_100"], "unknown method 'kmeans'"),
+        (["--method", "knn"], "'knn' is not a method at a budget; use <method>_<budget>"),
+        (["--method", "moment_500"], "'moment_500' is not trained"),
         (["--method", "isolation_forest_full", "-i", "missing.csv"], "missing.csv: file not found"),
         (["--method", "isolation_forest_full", "-i", "dropped.csv"], "missing KPI column(s)"),
         (
@@ -89,6 +92,16 @@ def test_bad_input_is_one_line_and_exit_2(runner, trained, args, message):
     assert result.exit_code == 2 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (trained / "never.csv").exists()
+
+
+def test_methods_lists_every_trained_row_by_budget_with_its_vus_pr(runner, trained):
+    result = runner.invoke(momentad_app, ["methods"])
+    assert result.exit_code == 0, result.output
+    rows = [ln.split()[0] for ln in result.output.strip().splitlines()[1:]]
+    assert rows == ["isolation_forest_16", "isolation_forest_full", "moment_0", "moment_16", "pca_16", "pca_full"]
+    moment = next(ln for ln in result.output.splitlines() if ln.startswith("moment_16"))
+    vus = json.loads(Layout(trained).details("moment").read_text())["budgets"]["16"]["test"]["vus_pr"]
+    assert "RANDOM-INIT" in moment and f"{vus:.3f}" in moment
 
 
 def test_console_script_is_installed():

@@ -11,14 +11,14 @@ import pytest
 from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
-from tests.conftest import ROOT, small_params, write_params
 
 from momentad import config
 from momentad.data import Split
-from momentad.detectors.registry import baseline_names, make
+from momentad.detectors.registry import detector_class, make, names
 from momentad.errors import NotRun
 from momentad.metrics import find_period
 from momentad.windows import padded_windows, per_segment, segment_windows, window_index
+from tests.conftest import ROOT, small_params, write_params
 
 BENCH = ROOT / "tests" / "data" / "benchmarks"
 
@@ -57,14 +57,18 @@ def test_window_helpers_never_cross_a_segment():
     assert out[100, 0] == 0 and out[130, 0] == 0 and out[99, 0] == 99
 
 
-@pytest.mark.parametrize("method", baseline_names())
-def test_no_baseline_carries_information_across_a_gap(method):
+TRAINED = [m for m in names() if m != "moment"]  # MOMENT: test_methods.py (its own windows)
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_no_method_carries_information_across_a_gap(method):
     # scores of the second segment do not depend on the first segment's values
-    params = small_params()["baselines"][method]
+    params = small_params()[method]
     opts = {**params, **({"epochs": 1} if "epochs" in params else {})}
     rng = np.random.default_rng(0)
     train = two_segment_split(rng)
-    det = make(method, seed=0, **opts).fit(train, X_val=two_segment_split(rng))
+    det = make(method, seed=0, **opts)
+    det.fit(train if det.trains else None, X_val=two_segment_split(rng))
     test = two_segment_split(np.random.default_rng(1))
     a = det.score(test)
     changed = test.frame.copy()
@@ -74,14 +78,15 @@ def test_no_baseline_carries_information_across_a_gap(method):
     assert not np.array_equal(a[:300], b[:300])
 
 
-@pytest.mark.parametrize("method", baseline_names())
+@pytest.mark.parametrize("method", TRAINED)
 def test_a_validation_split_shorter_than_the_window_is_fine(method):
     # Nezha's default val split is 45 rows, shorter than every baseline's 64-step window
-    params = small_params()["baselines"][method]
+    params = small_params()[method]
     opts = {**params, **({"epochs": 1} if "epochs" in params else {})}
     train = two_segment_split(np.random.default_rng(0))
     short = two_segment_split(np.random.default_rng(1), 30, 15)
-    scores = make(method, seed=0, **opts).fit(train, X_val=short).score(short)
+    det = make(method, seed=0, **opts)
+    scores = det.fit(train if det.trains else None, X_val=short).score(short)
     assert scores.shape == (45,) and np.isfinite(scores).all()
 
 
@@ -91,12 +96,15 @@ def test_autoencoder_masks_anomalous_steps_only_when_asked():
     lab = np.zeros(300, np.int8)
     lab[::50] = 1  # every 64-step window holds an anomaly
     train.frame["label"] = lab
-    opts = {**small_params()["baselines"]["lstm_ae"], "epochs": 1}
+    opts = {**small_params()["lstm_ae"], "epochs": 1}
     det = make("lstm_ae", seed=0, **opts)
     with pytest.raises(NotRun, match="no anomaly-free window"):
         det.fit(train)
-    det = make("lstm_ae", seed=0, **opts)
-    det.mask_anomalies = True
+    from momentad.config import build
+    from momentad.detectors.base import RunContext
+
+    cls = detector_class("lstm_ae")
+    det = cls(build(cls.Params, opts, "lstm_ae"), RunContext(mask_anomalies=True))
     x, m = det._windows(train, 16, train=True)
     idx, real = padded_windows(train.segments, 64, 16)
     assert len(x) == int(real.all(axis=1).sum()) and (m == 0).sum() > 0
@@ -126,12 +134,12 @@ def test_tsbad_protocol_needs_a_benchmark_file():
         config.parse(p)
 
 
-def _run(runner, workdir, method, **overrides):
+def _run(runner, workdir, method, budget, **overrides):
     write_params(workdir, small_params(**overrides))
     for app, args in ((preprocess_app, []), (window_app, []), (detect_app, [method])):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
-    return json.loads((workdir / f"reports/methods/{method}.json").read_text())
+    return json.loads((workdir / f"reports/methods/{method}.json").read_text()), budget
 
 
 @pytest.mark.parametrize("protocol", ["default", "tsbad"])
@@ -142,12 +150,13 @@ def test_tsbad_m_file_both_protocols(runner, workdir, protocol):
     src.insert(1, "flat", 1.0)
     name = "902_DaphnetECG_id_1_Composite_tr_1500_1st_1560.csv"
     src.to_csv(workdir / name, index=False)
-    doc = _run(runner, workdir, "isolation_forest_full", **{"data.source": "tsbad", "data.path": name,
-                                                            "evaluate.protocol": protocol})  # fmt: skip
+    top, _ = _run(runner, workdir, "isolation_forest", "full", **{"data.source": "tsbad", "data.path": name,
+                                                                  "evaluate.protocol": protocol})  # fmt: skip
+    doc = top["budgets"]["full"]
     schema = json.loads((workdir / "data/processed/schema.json").read_text())
-    scores = pd.read_parquet(workdir / "data/scores/isolation_forest_full.parquet")
+    scores = pd.read_parquet(workdir / "data/scores/isolation_forest/full.parquet")
     assert schema["split_defined_by"] == "format" and schema["splits"]["train"]["rows"] == 1500
-    assert doc["protocol"] == protocol
+    assert top["protocol"] == protocol
     if protocol == "tsbad":
         assert "flat" in schema["features"] and len(scores) == len(src) and scores["label"].sum() == 300
         assert doc["sliding_window"] == find_period(src["ecg"].to_numpy())
@@ -161,7 +170,8 @@ def test_ucr_file_runs_with_defaults(runner, workdir):
     # rule (said in the outputs) instead of failing the stage
     name = "135_UCR_Anomaly_InternalBleeding16_1200_4187_4199.txt"
     shutil.copy(BENCH / name, workdir / name)
-    doc = _run(runner, workdir, "isolation_forest_full", **{"data.source": "ucr", "data.path": name})
+    top, _ = _run(runner, workdir, "isolation_forest", "full", **{"data.source": "ucr", "data.path": name})
+    doc = top["budgets"]["full"]
     assert doc["threshold"]["rule"] == "percentile" and doc["threshold"]["asked"] == "val_best_f1"
     assert 0 < doc["test"]["vus_pr"] <= 1
 

@@ -3,18 +3,26 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import small_params
+import yaml
 
+from momentad.config import SyntheticParams, build
 from momentad.errors import InputError
-from momentad.synthetic import FAULT_TYPES, SyntheticConfig, generate
+from momentad.synthetic import FAULT_TYPES, generate
+from tests.conftest import ROOT, small_params
 
 SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["synthetic"]
+
+
+def synthetic(**overrides) -> SyntheticParams:
+    """params.yaml's data.synthetic (the only place defaults live), with overrides."""
+    return build(SyntheticParams, {**DEFAULTS, **overrides}, "data.synthetic")
 
 
 @pytest.fixture(scope="module")
 def default_data():
     t0 = time.perf_counter()
-    frame, desc = generate(SyntheticConfig(), SPLIT, seed=42)
+    frame, desc = generate(synthetic(services=41), SPLIT, seed=42)  # TrainTicket's 41 services
     return frame, desc, time.perf_counter() - t0
 
 
@@ -45,8 +53,8 @@ def test_every_split_has_every_fault_type(default_data):
 
 
 def test_same_seed_same_data_other_seed_differs():
-    cfg = SyntheticConfig(services=8, timesteps=4000, faults_per_type={"train": 1, "val": 1, "test": 1},
-                          fault_minutes=[4, 8])  # fmt: skip
+    cfg = synthetic(services=8, timesteps=4000, faults_per_type={"train": 1, "val": 1, "test": 1},
+                    fault_minutes=[4, 8])  # fmt: skip
     a, _ = generate(cfg, SPLIT, seed=7)
     b, _ = generate(cfg, SPLIT, seed=7)
     c, _ = generate(cfg, SPLIT, seed=8)
@@ -86,11 +94,13 @@ def test_latency_faults_propagate_to_callers(default_data):
 
 def test_bad_knob_names_the_parameter():
     full = small_params()["data"]["synthetic"]
-    with pytest.raises(InputError, match="data.synthetic.services"):
-        SyntheticConfig.from_params({**full, "services": 1})
+    with pytest.raises(InputError, match="data.synthetic.services=1 is out of range"):
+        build(SyntheticParams, {**full, "services": 1}, "data.synthetic")
     with pytest.raises(InputError, match="data.synthetic.colour is not a known key"):
-        SyntheticConfig.from_params({**full, "colour": "red"})
+        build(SyntheticParams, {**full, "colour": "red"}, "data.synthetic")
     with pytest.raises(InputError, match="data.synthetic.noise is missing"):
-        SyntheticConfig.from_params({k: v for k, v in full.items() if k != "noise"})
+        build(SyntheticParams, {k: v for k, v in full.items() if k != "noise"}, "data.synthetic")
+    with pytest.raises(InputError, match=r"data.synthetic.service_metrics\[0\] must be one of"):
+        build(SyntheticParams, {**full, "service_metrics": ["disk"]}, "data.synthetic")
     with pytest.raises(InputError, match="data.synthetic.timesteps"):
-        generate(SyntheticConfig(timesteps=2500), SPLIT, seed=0)
+        generate(synthetic(timesteps=2500), SPLIT, seed=0)

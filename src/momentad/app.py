@@ -1,6 +1,6 @@
 """The `momentad` command: use what the pipeline trained.
 
-momentad score --method isolation_forest --input new.csv --output scores.csv
+momentad score --method isolation_forest_full --input new.csv --output scores.csv
 momentad methods
 """
 
@@ -14,30 +14,24 @@ import pandas as pd
 import typer
 
 from momentad.cli import setup_logging, stage
-from momentad.data import Split
 from momentad.errors import InputError
-from momentad.layout import Layout, parse
-from momentad.windows import window_index
+from momentad.layout import Layout, parse_row
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False, no_args_is_help=True)
 
 
-def _run_info(layout: Layout, method: str, listing: bool = False) -> dict:
+def _run_info(layout: Layout, row: str, listing: bool = False) -> dict:
     from momentad.detectors.registry import detector_class
 
-    try:
-        mid = parse(method)
-    except InputError:
-        detector_class(method)  # not a detector either: the error names the known ones
-        raise
-    detector_class(mid.detector)  # an unknown method fails here, naming the known ones
-    path = layout.model_dir(method) / "run.json"
+    r = parse_row(row)
+    detector_class(r.method)  # an unknown method fails here, naming the known ones
+    path = layout.model_dir(r.method, r.budget) / "run.json"
     if not path.is_file():
-        raise InputError(f"method {method!r} is not trained yet ({path} missing); run `dvc repro {parse(method).stage}`"
-                         " (`momentad methods` lists the trained ones)")  # fmt: skip
+        raise InputError(f"{row!r} is not trained ({path} missing); run `dvc repro {r.stage}` "
+                         "(`momentad methods` lists what is trained)")  # fmt: skip
     info = json.loads(path.read_text())
     if info.get("status", "ok") != "ok" and not listing:
-        raise InputError(f"method {method!r} has no model: {info['status']}; pick another (`momentad methods`)")
+        raise InputError(f"{row!r} has no model: {info['status']}; pick another (`momentad methods`)")
     return info
 
 
@@ -60,7 +54,9 @@ def read_input(path: Path) -> pd.DataFrame:
 @app.command()
 @stage
 def score(
-    method: str = typer.Option(..., help="method id as in metrics/ (e.g. moment_lora_100, isolation_forest_full)."),
+    method: str = typer.Option(
+        ..., help="a method at a budget, <method>_<budget> (e.g. moment_100, pca_full); `momentad methods` lists them."
+    ),
     input: Path = typer.Option(
         ...,
         "--input",
@@ -86,10 +82,11 @@ def score(
     raw = RawData(read_input(input), "input", input.name, str(input))
     frame = transform(raw, {"features": info["features"], "scaler": info["scaler"],
                             "quality": {"ffill_limit": info["ffill_limit"]}})  # fmt: skip
-    det = load_detector(layout.model_dir(method))
+    row = parse_row(method)
+    det = load_detector(layout.model_dir(row.method, row.budget))
     n = len(frame)
-    split = Split("input", frame, list(info["features"]), window_index(frame, *det._window(eval_=True)))
-    scores = det.decision_function(split)  # windowed as the stage windowed test, segments kept apart
+    split = det.split_of(frame, info["features"])  # windowed as the stage windowed test, segments kept apart
+    scores = det.decision_function(split)
     threshold = float(info["threshold"]["value"])
     out = pd.DataFrame({"timestamp": frame["timestamp"], "score": scores, "flag": (scores > threshold).astype(int)})
     with atomic_file(output) as tmp:
@@ -101,7 +98,10 @@ def score(
         labels = frame["label"].to_numpy()
         if labels.any() and not labels.all():
             m = compute_metrics(labels, np.asarray(scores), int(info["sliding_window"]))
-            msg += f"; VUS-PR {m['vus_pr']:.4f}, AUC-PR {m['auc_pr']:.4f}"
+            msg += (
+                f"; VUS-PR {m['vus_pr']:.4f}, AUC-PR {m['auc_pr']:.4f} with the saved model (draw 0; the stage's "
+                f"mean over draws on its test split: {info.get('test_vus_pr', float('nan')):.4f})"
+            )
     typer.echo(msg)
     if top > 0:
         for line in flagged_events(det, split, out["flag"].to_numpy(), top):
@@ -118,10 +118,9 @@ def flagged_events(det, split, flag: np.ndarray, top: int, limit: int = 20) -> l
     if not len(starts):
         return []
     spans = [(max(0, int(s) - REFERENCE), int(s), int(e) + 1) for s, e in zip(starts, ends, strict=True)][:limit]
-    try:
-        chunks = span_evidence(det, split, [(r, e) for r, _, e in spans])
-    except NotImplementedError:
+    if not det.kpi_evidence:
         return [f"{det.name}: no per-KPI evidence, so no root-cause ranking"]
+    chunks = span_evidence(det, split, [(r, e) for r, _, e in spans])
     ts, lines = split.frame["timestamp"], []
     for (r, s, e), ev in zip(spans, chunks, strict=True):
         ranked = rank_kpis(robust_event_scores(ev, s - r), split.features)
@@ -135,19 +134,28 @@ def flagged_events(det, split, flag: np.ndarray, top: int, limit: int = 20) -> l
 @app.command()
 @stage
 def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> None:
-    """List the trained methods with their weights origin and validation threshold."""
+    """List what the pipeline trained, per method by budget: weights origin, test VUS-PR (mean
+    over draws) and validation threshold."""
     layout = Layout(root)
     folder = layout.root / "data" / "models"
-    found = sorted(p.name for p in folder.glob("*") if (p / "run.json").is_file()) if folder.is_dir() else []
+    found = sorted(folder.glob("*/*/run.json")) if folder.is_dir() else []
     if not found:
         raise InputError(f"{folder}: no trained method; run `make run` (or `dvc repro`) first")
-    for m in found:
-        info = _run_info(layout, m, listing=True)
-        if info.get("status", "ok") != "ok":
-            typer.echo(f"{m:24s} {info['status']}")
-            continue
-        weights = "pretrained" if info["model"].get("pretrained") else info["model"].get("source", "")
-        typer.echo(f"{m:24s} {weights:22s} threshold {info['threshold']['value']:.6g} ({info['threshold']['rule']})")
+
+    def order(path: Path) -> tuple:
+        b = path.parent.name
+        return (path.parent.parent.name, float("inf") if b == "full" else float(b) if b.isdigit() else -1)
+
+    typer.echo(f"{'row':28s} {'weights':22s} {'VUS-PR':>7s}  threshold")
+    for path in sorted(found, key=order):
+        row = f"{path.parent.parent.name}_{path.parent.name}"
+        info = json.loads(path.read_text())
+        m = info["model"]
+        weights = (
+            ("pretrained" if m.get("pretrained") else "RANDOM-INIT") if m.get("checkpoint") else m.get("source", "")
+        )
+        typer.echo(f"{row:28s} {weights:22s} {info.get('test_vus_pr', float('nan')):7.3f}  "
+                   f"{info['threshold']['value']:.6g} ({info['threshold']['rule']})")  # fmt: skip
 
 
 def main() -> None:

@@ -14,11 +14,22 @@ split; its draws differ only in the model's seed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from typing import Any
 
 import numpy as np
 
 from momentad.data import Split
 from momentad.errors import NotRun
+
+FULL = "full"  # the budget of the whole train split
+
+
+def hash_int(*parts: Any) -> int:
+    """A stable 63-bit seed from JSON-able parts."""
+    h = hashlib.sha256(json.dumps(parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") & (2**63 - 1)
 
 
 def draw_seed(seed: int, draw: int) -> int:
@@ -26,8 +37,6 @@ def draw_seed(seed: int, draw: int) -> int:
     (below 2**31 so scikit-learn's ``random_state`` takes it)."""
     if draw == 0:
         return seed
-    from momentad.training import hash_int
-
     return hash_int(seed, "draw", draw) % 2**31
 
 

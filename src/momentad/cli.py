@@ -31,6 +31,13 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
+def show_progress(asked: bool | None) -> bool:
+    """Progress bars when asked, else only on a terminal: a log file gets no bar frames."""
+    import sys
+
+    return sys.stderr.isatty() if asked is None else asked
+
+
 def die_with_parent() -> None:
     """Linux: end this process when its parent (dvc) dies, so killing `dvc repro` never leaves
     a training child running and writing checkpoints."""

@@ -3,7 +3,9 @@
 Every section is a frozen dataclass; :func:`build` turns a YAML mapping into it and fails with
 one line naming the key and the fix on an unknown key, a missing key, a wrong type or a value
 out of range. Defaults live in ``params.yaml`` only: a key missing from it is an error, so the
-file a user edits is the whole truth about a run.
+file a user edits is the whole truth about a run. Every method's options are one top-level
+section named after it (``moment``, ``pca``, ...), checked against that detector's ``Params`` by
+:func:`momentad.detectors.registry.configure`.
 
 YAML reads ``1e-3`` (no dot) as a string; number fields accept such strings.
 """
@@ -18,13 +20,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import yaml
 
 from momentad.errors import InputError
-
-Number = int | float
 
 
 def rng(ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None,
@@ -202,6 +202,40 @@ class SplitParams:
             raise _fail("data.split.val_end", "is set without data.split.train_end; set both (or neither)")
 
 
+ServiceMetric = Literal["latency", "cpu", "memory", "error_rate", "request_rate"]
+PlatformMetric = Literal["gateway_request_rate", "gateway_error_rate", "mysql_query_time", "redis_hit_ratio",
+                         "node_disk_io_util", "node_memory_used"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FaultsPerSplit:
+    train: int = rng(ge=1)
+    val: int = rng(ge=1)
+    test: int = rng(ge=1)
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The simulator's size and shape (momentad.synthetic)."""
+
+    services: int = rng(ge=2, le=500)
+    timesteps: int = rng(ge=2000)
+    start: str
+    freq_minutes: int = rng(ge=1)
+    service_metrics: list[ServiceMetric]
+    platform_metrics: list[PlatformMetric]
+    faults_per_type: FaultsPerSplit
+    fault_minutes: list[int] = rng(ge=2)
+    noise: float = rng(ge=0, le=1)
+    benign_spike_rate: float = rng(ge=0, le=1)
+
+    def check(self) -> None:
+        if not self.service_metrics:
+            raise _fail("data.synthetic.service_metrics", "is empty; choose from " + ", ".join(get_args(ServiceMetric)))
+        if len(self.fault_minutes) != 2 or self.fault_minutes[0] > self.fault_minutes[1]:
+            raise _fail("data.synthetic.fault_minutes", f"={self.fault_minutes}; use [min, max] with min <= max")
+
+
 @dataclass(frozen=True)
 class TrainTicketParams:
     timestamp_column: str
@@ -234,95 +268,72 @@ class CICDDoSParams:
 
 
 @dataclass(frozen=True)
+class IOPSParams:
+    kpi_id: str | None  # the KPI of a multi-KPI challenge file (its 'KPI ID' column); null: the only one
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A format whose file says everything (its name or columns)."""
+
+
+@dataclass(frozen=True)
 class DataParams:
-    source: Literal["synthetic", "trainticket", "rcaeval", "smd", "ucr", "tsbad", "cicddos", "nezha"]
+    """``source`` names one of the format sections that follow it (the one list of formats:
+    each has a loader module of the same name in momentad.loaders)."""
+
+    source: str
     path: str | None
     split: SplitParams
     scaler: Literal["standard", "robust", "none"]
     drop_constant: bool
     ffill_limit: int = rng(ge=0, le=10_000)
-    synthetic: dict[str, Any]  # checked by SyntheticConfig
+    synthetic: SyntheticParams
     trainticket: TrainTicketParams
     rcaeval: RCAEvalParams
     smd: SMDParams
+    ucr: NoOptions
+    tsbad: NoOptions
     cicddos: CICDDoSParams
     nezha: NezhaParams
+    iops: IOPSParams
+    mscloud: NoOptions
 
     def check(self) -> None:
-        from momentad.synthetic import SyntheticConfig
-
-        SyntheticConfig.from_params(self.synthetic)
+        if self.source not in sources():
+            raise _fail("data.source", f"must be one of {', '.join(map(repr, sources()))}; got {self.source!r}")
         if self.source not in ("synthetic", "nezha") and not self.path:
             raise _fail("data.path", f"is empty; set it to your {self.source} file or folder")
+
+    @property
+    def options(self) -> Any:
+        """The typed options of the chosen format (``data.<source>``)."""
+        return getattr(self, self.source)
+
+
+def sources() -> tuple[str, ...]:
+    """Every data format: the fields of :class:`DataParams` after ``ffill_limit``."""
+    names = [f.name for f in dataclasses.fields(DataParams)]
+    return tuple(names[names.index("ffill_limit") + 1 :])
+
+
+CONTEXT_LENGTH = 512  # MOMENT's input length; windows are at most this long
 
 
 @dataclass(frozen=True)
 class WindowParams:
-    length: int = rng(ge=1, le=512)
+    length: int = rng(ge=2, le=CONTEXT_LENGTH)
     train_stride: int = rng(ge=1)
     eval_stride: int | None = rng(ge=1)  # null: window.length (follows it when it is lowered)
-    patch_length: int = rng(ge=1, le=512)
 
     def check(self) -> None:
-        from momentad.windows import CONTEXT_LENGTH
-
         if self.eval_stride is None:
             object.__setattr__(self, "eval_stride", self.length)  # resolved once, before any use
-        if CONTEXT_LENGTH % self.patch_length:
-            raise _fail("window.patch_length", f"={self.patch_length} must divide {CONTEXT_LENGTH}")
-        if self.length % self.patch_length:
-            raise _fail("window.length", f"={self.length} must be a multiple of window.patch_length="
-                        f"{self.patch_length} so padding covers whole patches")  # fmt: skip
         for key in ("train_stride", "eval_stride"):
             if getattr(self, key) > self.length:
                 raise _fail(
                     f"window.{key}", f"={getattr(self, key)} is out of range; use a value in [1, {self.length}]"
                 )
-
-    @property
-    def pad(self) -> int:
-        return 512 - self.length
-
-
-# The hub commit each MOMENT checkpoint is pinned to (model.revision). This machine cannot reach
-# the hub, so the ids come from public projects that pin these checkpoints (their Hugging Face
-# cache snapshot folders, which are named by commit); the table is what lets a revision meant for
-# one checkpoint be refused for another.
-HUB_REVISIONS: dict[str, str] = {
-    "AutonLab/MOMENT-1-small": "411e288267f82cce86296dbe4d6c8bc533cc162f",
-    "AutonLab/MOMENT-1-base": "5e44b0ea26376a176360f87831124e018f876d96",
-    "AutonLab/MOMENT-1-large": "ca58581bc7bea2ebed4e80dc0a3e4b8b609c6ecc",
-}
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    checkpoint: str
-    revision: str | None
-    offline: bool
-    cache_dir: str
-    batch_size: int = rng(ge=1)
-    device: str
-    precision: Literal["auto", "fp32", "bf16", "fp16"]
-    quantization: Literal["none", "int8", "nf4"]
-
-    def check(self) -> None:
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise _fail("model.device", f"={self.device!r}; use auto, cpu or cuda[:N]")
-        # revision applies to hub ids only; a pin that belongs to another checkpoint would fail
-        # later as "revision not found" (or silently load that commit of a fork)
-        owner = next((repo for repo, sha in HUB_REVISIONS.items() if sha == self.revision), None)
-        hub = not self.checkpoint.startswith("random-init:") and not Path(self.checkpoint).expanduser().is_dir()
-        if owner and hub and owner != self.checkpoint:
-            fix = HUB_REVISIONS.get(self.checkpoint, f"a commit of {self.checkpoint} (or main)")
-            raise _fail("model.revision", f"={self.revision} is {owner}'s pinned commit, not "
-                        f"{self.checkpoint}'s; set model.revision to {fix}")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ZeroShotParams:
-    channel_reduce: Literal["mean", "max", "topk_mean"]
-    topk: int = rng(ge=1)
 
 
 @dataclass(frozen=True)
@@ -351,41 +362,11 @@ class BudgetParams:
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
-    objective: Literal["reconstruction", "classification"]
-    channels_per_window: int = rng(ge=1)
-    epochs: int = rng(ge=1, le=1000)
-    batch_size: int = rng(ge=1)
-    lr: float = rng(gt=0)
-    weight_decay: float = rng(ge=0)
-    warmup_ratio: float = rng(ge=0, le=1)
-    grad_clip: float = rng(gt=0)
-    patience: int = rng(ge=1)
-    mask_ratio: float = rng(ge=0.05, le=0.95)
-    gradient_checkpointing: bool
+class CompareParams:
+    bootstrap: int = rng(ge=100, le=100_000)  # replicates of every bootstrap interval
 
 
-LORA_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
-
-
-@dataclass(frozen=True)
-class LoraParams:
-    rank: int = rng(ge=1, le=1024)
-    alpha: float = rng(gt=0)
-    dropout: float = rng(ge=0, lt=1)
-    target_modules: list[Literal["q", "k", "v", "o", "wi_0", "wi_1", "wo"]]
-
-    def check(self) -> None:
-        if not self.target_modules:
-            raise _fail("lora.target_modules", f"is empty; choose from {', '.join(LORA_TARGETS)}")
-
-
-@dataclass(frozen=True)
-class BaselinesParams:
-    """``methods`` plus one options section per baseline, each checked by its detector's Params."""
-
-    methods: list[str]
-    options: dict[str, Any]
+CORE = ("seed", "threads", "data", "window", "evaluate", "budget", "compare", "methods")
 
 
 @dataclass(frozen=True)
@@ -394,49 +375,45 @@ class Params:
     threads: int = rng(ge=1, le=256)
     data: DataParams
     window: WindowParams
-    model: ModelParams
-    zero_shot: ZeroShotParams
     evaluate: EvaluateParams
     budget: BudgetParams
-    finetune: FinetuneParams
-    lora: LoraParams
-    baselines: BaselinesParams
+    compare: CompareParams
+    # the pool: every method's options are the top-level section of its name
+    methods: list[str]
+    # method name -> its options section (a mapping until registry.configure types it)
+    options: dict[str, Any] = field(default_factory=dict)
 
-
-def _baselines(values: Any) -> BaselinesParams:
-    """``methods`` and the options mappings; each mapping is checked against its detector's
-    Params by :func:`momentad.detectors.registry.configure` (the stages that run methods)."""
-    if not isinstance(values, dict):
-        raise _fail("baselines", "must be a mapping; copy the section from the repository's params.yaml")
-    methods = _convert(list[str], values.get("methods"), "baselines.methods")
-    options = {k: _convert(dict, v, f"baselines.{k}") for k, v in values.items() if k != "methods"}
-    return BaselinesParams(methods=methods, options=options)
+    def check(self) -> None:
+        seen = set()
+        for m in self.methods:
+            if m in seen:
+                raise _fail("methods", f"lists {m!r} twice; list each method once")
+            seen.add(m)
+        if not self.methods:
+            raise _fail("methods", "is empty; list at least one method (e.g. [moment, pca])")
 
 
 def parse(raw: Any, origin: str = "params.yaml") -> Params:
-    """Validate a whole params mapping (already read from YAML)."""
+    """Validate a whole params mapping (already read from YAML). Sections that are not core
+    (``CORE``) are method options, typed later by their detectors (registry.configure)."""
     if not isinstance(raw, dict):
         raise InputError(f"{origin}: expected a mapping of sections at the top level")
-    fields = [f.name for f in dataclasses.fields(Params)]
-    unknown = [k for k in raw if k not in fields]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], fields, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"known sections: {', '.join(sorted(fields))}"
-        raise InputError(f"{origin}: {unknown[0]} is not a known section; {hint}")
     hints = typing.get_type_hints(Params)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(Params):
+        if f.name == "options":
+            continue
         if f.name not in raw:
             raise InputError(f"{origin}: section '{f.name}' is missing; copy it from the repository's params.yaml")
-        if f.name == "baselines":  # its options need their detectors' Params (registry.configure)
-            kwargs[f.name] = _baselines(raw[f.name])
-            continue
         kwargs[f.name] = _convert(hints[f.name], raw[f.name], f.name)
         _check_range(kwargs[f.name], f.metadata, f.name)
+    kwargs["options"] = {str(k): v for k, v in raw.items() if k not in CORE}
     if kwargs["evaluate"].protocol == "tsbad" and kwargs["data"].source not in ("tsbad", "ucr"):
         raise _fail("evaluate.protocol", f"=tsbad needs a file with its own train part (data.source tsbad or ucr), "
                     f"not {kwargs['data'].source}; use protocol default")  # fmt: skip
-    return Params(**kwargs)
+    obj = Params(**kwargs)
+    obj.check()
+    return obj
 
 
 def load(path: str | Path = "params.yaml") -> Params:
@@ -449,5 +426,7 @@ def load(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}: not valid YAML{where}; fix the syntax there") from None
+        problem = getattr(e, "problem", None)
+        why = f" ({problem})" if problem else ""
+        raise InputError(f"{path}: not valid YAML{where}{why}; fix the syntax there") from None
     return parse(raw, str(path))

@@ -20,6 +20,7 @@ from momentad.metrics import (
     fault_type_recall,
     find_period,
     select_threshold,
+    vus,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
         "fault_type_events": {k: v["events"] for k, v in per_type.items()},
         "detection_delay": delay,
     }
+
+
+def validation_vus_pr(val: Split, scores: np.ndarray, window: int) -> float | None:
+    """VUS-PR on the validation split, where it holds labelled anomalies (and normal steps): what
+    ``compare`` picks rows by, so no verdict chooses its opponent on test."""
+    labels = val.labels
+    if labels.sum() == 0 or labels.all() or np.ptp(scores) == 0:
+        return None
+    return round(float(vus(labels, scores, window)[1]), 6)
 
 
 def scores_frame(split: Split, scores: np.ndarray) -> pd.DataFrame:

@@ -56,7 +56,7 @@ def fault_channel_weights(split: Split, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def patch_mask(b: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
-    """(b, 512) MOMENT mask: 1 = visible, 0 = masked, whole 8-step patches at a time."""
-    keep = torch.rand(b, CONTEXT_LENGTH // 8, generator=gen) >= ratio
-    return keep.repeat_interleave(8, dim=1).long()
+def patch_mask(b: int, ratio: float, gen: torch.Generator, patch_len: int) -> torch.Tensor:
+    """(b, 512) MOMENT mask: 1 = visible, 0 = masked, whole patches at a time."""
+    keep = torch.rand(b, CONTEXT_LENGTH // patch_len, generator=gen) >= ratio
+    return keep.repeat_interleave(patch_len, dim=1).long()

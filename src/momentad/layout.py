@@ -1,10 +1,10 @@
-"""Where every output lives, by method id: one module that stages, ``compare`` and
-``momentad score`` share, so ids, DVC stage names and file names always agree.
+"""Where every output lives: one module that stages, ``compare`` and ``momentad score`` share, so
+method names, DVC stage names and file names always agree.
 
-Method ids: ``moment_zero_shot`` (budget 0); ``<detector>_<budget>`` for every method at every
-``budget.sizes`` (``moment_lora_100``, ``isolation_forest_500``); ``<baseline>_full`` on the
-whole train split. DVC stage of an id: ``moment_zero_shot``, ``moment_lora@<budget>``,
-``baseline@<name>-<budget>``, ``baseline_full@<name>``.
+A method (``moment``, ``pca``, ...) runs in one DVC stage, ``detect@<method>``, at every budget
+it can (its detector says which: 0 = no training, each ``budget.sizes`` entry, ``full`` = the
+whole train split). A row of the comparison is ``<method>_<budget>`` (``moment_0`` is MOMENT
+zero-shot, ``pca_full`` PCA on the whole split).
 """
 
 from __future__ import annotations
@@ -15,56 +15,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from momentad.budgets import FULL
 from momentad.errors import InputError
 
-ZERO_SHOT = "moment_zero_shot"
-LORA = "moment_lora"
-FULL = "full"
-_ID = re.compile(r"^(?P<detector>[a-z][a-z0-9_]*?)_(?P<budget>\d+|full)$")
+_ROW = re.compile(r"^(?P<method>[a-z][a-z0-9_]*?)_(?P<budget>\d+|full)$")
 
 
 @dataclass(frozen=True)
-class MethodId:
-    """A method id split into the detector that runs it and its training budget
-    (windows, ``"full"``, or None for zero-shot)."""
+class Row:
+    """A row id split into its method and budget (training windows, 0 or ``"full"``)."""
 
     id: str
-    detector: str
-    budget: int | str | None = None
+    method: str
+    budget: int | str
 
     @property
     def stage(self) -> str:
-        if self.detector == ZERO_SHOT:
-            return ZERO_SHOT
-        if self.detector == LORA:
-            return f"{LORA}@{self.budget}"
-        if self.budget == FULL:
-            return f"baseline_full@{self.detector}"
-        return f"baseline@{self.detector}-{self.budget}"
+        return f"detect@{self.method}"
 
 
-def parse(method_id: str) -> MethodId:
-    """``moment_lora_100`` -> (moment_lora, 100); ``tcn_ae_full`` -> (tcn_ae, "full")."""
-    if method_id == ZERO_SHOT:
-        return MethodId(method_id, ZERO_SHOT)
-    m = _ID.match(method_id)
+def row_id(method: str, budget: int | str) -> str:
+    return f"{method}_{budget}"
+
+
+def parse_row(row: str) -> Row:
+    """``moment_100`` -> (moment, 100); ``pca_full`` -> (pca, "full")."""
+    m = _ROW.match(row)
     if not m:
-        raise InputError(f"method id {method_id!r} needs a budget suffix, e.g. {method_id}_100 or {method_id}_full "
+        raise InputError(f"{row!r} is not a method at a budget; use <method>_<budget>, e.g. {row}_full or {row}_100 "
                          "(`momentad methods` lists them)")  # fmt: skip
-    budget = m.group("budget")
-    return MethodId(method_id, m.group("detector"), FULL if budget == FULL else int(budget))
-
-
-def method_ids(cfg) -> list[str]:
-    """Every method id the params ask for, in pipeline order."""
-    sizes = cfg.budget.sizes
-    return ([ZERO_SHOT] + [f"{LORA}_{b}" for b in sizes]
-            + [f"{m}_{b}" for m in cfg.baselines.methods for b in [*sizes, FULL]])  # fmt: skip
+    b = m.group("budget")
+    return Row(row, m.group("method"), FULL if b == FULL else int(b))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one repository checkout (``root``, the DVC project folder)."""
+    """Paths of one project folder (``root``: the repository, or one dataset of a study)."""
 
     root: Path = Path(".")
 
@@ -76,34 +62,43 @@ class Layout:
     def windows(self) -> Path:
         return self.root / "data" / "windows"
 
-    def scores(self, method_id: str, split: str = "test") -> Path:
+    def scores_dir(self, method: str) -> Path:
+        """Every budget's val/test scores of a method (one DVC output)."""
+        return self.root / "data" / "scores" / method
+
+    def scores(self, method: str, budget: int | str, split: str = "test") -> Path:
         suffix = "" if split == "test" else f".{split}"
-        return self.root / "data" / "scores" / f"{method_id}{suffix}.parquet"
+        return self.scores_dir(method) / f"{budget}{suffix}.parquet"
 
-    def model_dir(self, method_id: str) -> Path:
-        return self.root / "data" / "models" / method_id
+    def models_dir(self, method: str) -> Path:
+        """Every budget's saved model of a method (one DVC output)."""
+        return self.root / "data" / "models" / method
 
-    def metrics(self, method_id: str) -> Path:
-        """Headline numbers only (DVC metrics)."""
-        return self.root / "metrics" / f"{method_id}.json"
+    def model_dir(self, method: str, budget: int | str) -> Path:
+        return self.models_dir(method) / str(budget)
 
-    def details(self, method_id: str) -> Path:
-        """Everything else about the run: threshold, runtime, per-fault-type, draws, params echo."""
-        return self.root / "reports" / "methods" / f"{method_id}.json"
+    def details(self, method: str) -> Path:
+        """Everything a method's stage measured, per budget (git-tracked, no timings)."""
+        return self.root / "reports" / "methods" / f"{method}.json"
 
-    def pr_curve(self, method_id: str) -> Path:
-        return self.root / "plots" / "pr" / f"{method_id}.csv"
+    def timings(self, method: str) -> Path:
+        """Wall times of a method's last run: a log, outside git and DVC outputs, so a re-run with
+        identical results changes no tracked file."""
+        return self.root / "logs" / "timings" / f"{method}.json"
 
-    def training_curve(self, method_id: str) -> Path:
-        return self.root / "plots" / "training" / f"{method_id}.csv"
-
-    def state_dir(self, method_id: str) -> Path:
+    def state_dir(self, method: str, budget: int | str, key: str) -> Path:
         """Per-epoch checkpoints for resuming (outside DVC outputs; removed when a run ends)."""
-        return self.root / ".cache" / "train" / method_id
+        return self.root / ".cache" / "train" / f"{method}_{budget}" / key
 
     @property
     def compare_metrics(self) -> Path:
+        """The headline numbers (`dvc metrics show`, `dvc exp show`)."""
         return self.root / "metrics" / "compare.json"
+
+    @property
+    def compare_details(self) -> Path:
+        """Every row's VUS-PR and every verdict with its interval (outside `dvc exp show`)."""
+        return self.root / "reports" / "compare.json"
 
     @property
     def report(self) -> Path:
@@ -114,12 +109,12 @@ class Layout:
         return self.root / "plots" / "compare"
 
 
-def read_details(layout: Layout, method_id: str) -> dict[str, Any]:
+def read_details(layout: Layout, method: str) -> dict[str, Any]:
     """A method's detail document, or a one-line error naming the stage to run."""
-    path = layout.details(method_id)
+    path = layout.details(method)
     if not path.is_file():
-        raise InputError(f"{path}: not found; run `dvc repro {parse(method_id).stage}` first")
+        raise InputError(f"{path}: not found; run `dvc repro detect@{method}` first")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
-        raise InputError(f"{path}: not valid JSON; run `dvc repro -f {parse(method_id).stage}`") from None
+        raise InputError(f"{path}: not valid JSON; run `dvc repro -f detect@{method}`") from None

@@ -312,9 +312,10 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, sliding_window: int)
 
 # --------------------------------------------------------------------------------------------
 # deployment view: a threshold fixed on validation, applied to test
-def find_period(x: np.ndarray, max_lag: int = 400) -> int:
-    """Dominant period of ``x`` from its autocorrelation (TSB-AD's ``find_length_rank``, rank 1):
-    the highest local maximum of the ACF at lags 3..max_lag; 125 when none lies in 3..300."""
+def find_period(x: np.ndarray, max_lag: int = 400, rank: int = 1) -> int:
+    """Dominant period of ``x`` from its autocorrelation (TSB-AD's ``find_length_rank``): the
+    highest local maximum of the ACF at lags 3..max_lag (``rank`` 2: the highest of those at a
+    longer lag than that one); 125 when it lies outside 3..300."""
     x = np.asarray(x, dtype=np.float64)[:20000]
     x = x - x.mean()
     n = x.size
@@ -328,7 +329,11 @@ def find_period(x: np.ndarray, max_lag: int = 400) -> int:
     peaks = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] > a[2:])) + 1
     if peaks.size == 0:
         return 125
-    best = peaks[np.argmax(a[peaks])]
+    order = np.argsort(a[peaks], kind="stable")[::-1]
+    pick = order[0]
+    if rank == 2:
+        pick = next((i for i in order[1:] if i > order[0]), order[0])
+    best = peaks[pick]
     return int(best + base) if 3 <= best <= 300 else 125
 
 

@@ -10,54 +10,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from momentad.data import Split  # noqa: E402
 from momentad.io import atomic_file  # noqa: E402
 
 
-def weights_label(model: dict | None) -> str:
-    """How a plot names the weights: never lets random-init pass as a foundation model."""
-    if not model:
-        return ""
-    if model.get("pretrained"):
-        return f"pretrained weights ({model['checkpoint']})"
-    return f"RANDOM-INIT weights ({model['checkpoint']}), not foundation-model results"
-
-
-def test_period(split: Split, scores: np.ndarray, threshold: float, title: str, path: Path, n_kpis: int = 4) -> None:
-    """A few KPIs, the score and the validation threshold over the test period, anomalies shaded."""
-    values = split.values
-    lab = split.labels.astype(bool)
-    # show the KPIs that move most during labelled faults (a visual aid only)
-    strength = np.abs(values[lab]).mean(axis=0) if lab.any() else values.std(axis=0)
-    kpis = np.argsort(strength)[::-1][:n_kpis]
-    ts = split.frame["timestamp"].to_numpy()
-    fig, axes = plt.subplots(len(kpis) + 1, 1, figsize=(13, 1.6 * (len(kpis) + 1) + 0.6), sharex=True)
-    for ax, k in zip(axes[:-1], kpis, strict=False):
-        ax.plot(ts, values[:, k], lw=0.6, color="tab:blue")
-        ax.set_ylabel(split.features[k][-24:], fontsize=7, rotation=0, ha="right")
-    ax = axes[-1]
-    ax.plot(ts, scores, lw=0.7, color="black", label="score")
-    ax.axhline(threshold, color="tab:red", ls="--", lw=0.8, label="threshold (from val)")
-    ax.set_ylabel("score", fontsize=8)
-    ax.legend(loc="upper right", fontsize=7)
-    for a in axes:
-        a.fill_between(ts, 0, 1, where=lab, color="tab:red", alpha=0.2, transform=a.get_xaxis_transform(), lw=0)
-        a.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    _save(fig, path)
-
-
-def learning_curve_png(curve, path: Path, weights: str) -> None:
+def learning_curve_png(curve, path: Path) -> None:
     """Mean test VUS-PR ± std over draws against training windows (log axis, full at the right);
-    zero-shot, which trains on nothing, as a dashed line."""
+    methods that need no training as dashed lines; the foundation model in black, its weights
+    (pretrained or RANDOM-INIT) in the legend."""
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     for i, (name, g) in enumerate(curve.groupby("method", sort=True)):
         g = g.sort_values("train_windows")
-        label = f"{name} ({weights})" if name.startswith("moment") else name
-        style = {"ls": "--", "marker": None} if name == "moment_zero_shot" else {"marker": "o"}
+        w = g["weights"].iloc[0]
+        foundation = w in ("pretrained", "random-init")
+        label = f"{name} ({'RANDOM-INIT' if w == 'random-init' else w})" if foundation else name
+        style = {"ls": "--", "marker": None} if g["budget"].nunique() > 1 and len(set(g["vus_pr"])) == 1 else {
+            "marker": "o"}  # fmt: skip
         ax.errorbar(g["train_windows"], g["vus_pr"], yerr=g["vus_pr_std"], capsize=3, lw=1.2,
-                    color="black" if name.startswith("moment") else plt.cm.tab10(i % 10), label=label,
-                    **style)  # fmt: skip
+                    color="black" if foundation else plt.cm.tab20(i % 20), label=label, **style)  # fmt: skip
     ticks = curve.drop_duplicates("train_windows").sort_values("train_windows")
     ax.set_xscale("log")
     ax.set_xticks(ticks["train_windows"], [f"{b}" if b != "full" else f"full\n({x})" for b, x in

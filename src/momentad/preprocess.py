@@ -20,9 +20,6 @@ from momentad.loaders import RawData
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-SCALERS = ("standard", "robust", "none")
-
 
 @dataclass
 class Processed:
@@ -119,17 +116,39 @@ def forward_fill(feats: pd.DataFrame, segment: np.ndarray, limit: int) -> pd.Dat
     return feats.ffill(limit=limit) if segment[-1] == 0 else feats.groupby(segment).ffill(limit=limit)
 
 
+_ZONE = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"  # an ISO 8601 zone designator at the end of a time
+
+
+def parse_times(ts: pd.Series, where: str) -> pd.Series:
+    """Times as naive UTC: ISO 8601 with ``Z`` or an offset (mixed offsets too) is converted to
+    UTC, naive times are kept as they are; a column mixing both is refused (the two cannot be
+    ordered). Numbers (Unix seconds, steps) pass unchanged."""
+    if pd.api.types.is_numeric_dtype(ts):
+        return ts
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        return ts.dt.tz_convert("UTC").dt.tz_localize(None) if ts.dt.tz is not None else ts
+    text = ts.astype(str).str.strip()
+    zoned = text.str.contains(_ZONE, regex=True)
+    if zoned.any() and not zoned.all():
+        i = int(np.flatnonzero(~zoned.to_numpy() if zoned.iloc[0] else zoned.to_numpy())[0])
+        raise InputError(f"{where} mixes times with and without a time zone ({text.iloc[0]!r} at row 0, "
+                         f"{text.iloc[i]!r} at row {i}); give every time a zone (e.g. Z) or none")  # fmt: skip
+    parsed = pd.to_datetime(text, errors="coerce", utc=bool(zoned.any()), format="ISO8601")
+    if parsed.isna().any():
+        retry = pd.to_datetime(text, errors="coerce", utc=bool(zoned.any()), format="mixed")
+        parsed = parsed.fillna(retry) if not retry.isna().all() else parsed
+    if parsed.isna().any():
+        bad = ts[parsed.isna().to_numpy()].iloc[0]
+        raise InputError(f"{where} has an unparseable time {bad!r}; use ISO 8601 or Unix seconds")
+    return parsed.dt.tz_convert("UTC").dt.tz_localize(None) if zoned.any() else parsed
+
+
 def _timestamps(raw: RawData) -> pd.Series:
     ts = raw.frame["timestamp"]
     where = f"{raw.origin}: column 'timestamp'"
     if ts.isna().any():
         raise InputError(f"{where} is empty at row {int(np.flatnonzero(ts.isna())[0])}; fill or drop that row")
-    if not pd.api.types.is_numeric_dtype(ts) and not pd.api.types.is_datetime64_any_dtype(ts):
-        parsed = pd.to_datetime(ts, errors="coerce")
-        if parsed.isna().any():
-            bad = ts[parsed.isna()].iloc[0]
-            raise InputError(f"{where} has an unparseable time {bad!r}; use ISO 8601 or Unix seconds")
-        ts = parsed
+    ts = parse_times(ts, where)
     diffs = np.diff(ts.to_numpy())
     zero = diffs == diffs.dtype.type(0)
     neg = diffs < diffs.dtype.type(0)

@@ -111,9 +111,12 @@ def services_in_order(ranked_kpis: list[str]) -> list[str]:
 
 
 def service_rank(ranked_kpis: list[str], service: str) -> int:
-    """1-based position of the first KPI of ``service`` in the KPI ranking (len + 1 if none)."""
+    """1-based position of the first KPI of ``service`` in the KPI ranking (len + 1 if none).
+    A root cause naming several (``a,b``, e.g. SMD's interpreted KPIs) is found at the first of
+    them."""
+    causes = set(service.split(","))
     for i, k in enumerate(ranked_kpis, 1):
-        if service_of(k) == service:
+        if service_of(k) in causes:
             return i
     return len(ranked_kpis) + 1
 

@@ -7,13 +7,11 @@ injected faults whose signatures follow what fault-injection studies on TrainTic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from momentad.config import build
+from momentad.config import SyntheticParams
 from momentad.errors import InputError
 
 # The 41 services of the TrainTicket benchmark (FudanSELab/train-ticket).
@@ -30,12 +28,6 @@ TRAINTICKET_SERVICES = [
     "ts-admin-order-service", "ts-admin-route-service", "ts-admin-travel-service",
     "ts-admin-user-service", "ts-voucher-service", "ts-news-service", "ts-delivery-service",
 ]  # fmt: skip
-
-SERVICE_METRICS = ("latency", "cpu", "memory", "error_rate", "request_rate")
-PLATFORM_METRICS = (
-    "gateway_request_rate", "gateway_error_rate", "mysql_query_time",
-    "redis_hit_ratio", "node_disk_io_util", "node_memory_used",
-)  # fmt: skip
 
 # name -> one-line signature (also written to schema.json so users see what was injected).
 FAULT_TYPES: dict[str, str] = {
@@ -58,64 +50,6 @@ FAULT_TYPES: dict[str, str] = {
 SPLITS = ("train", "val", "test")
 
 
-@dataclass
-class SyntheticConfig:
-    """Size and shape knobs of the simulator (params.yaml: data.synthetic)."""
-
-    services: int = 41
-    timesteps: int = 40320
-    start: str = "2026-01-05 00:00"
-    freq_minutes: int = 1
-    service_metrics: list[str] = field(default_factory=lambda: ["latency", "cpu"])
-    platform_metrics: list[str] = field(default_factory=lambda: list(PLATFORM_METRICS))
-    faults_per_type: dict[str, int] = field(default_factory=lambda: {"train": 2, "val": 1, "test": 1})
-    fault_minutes: list[int] = field(default_factory=lambda: [10, 40])
-    noise: float = 0.05
-    benign_spike_rate: float = 0.0005
-
-    @classmethod
-    def from_params(cls, p: dict | None) -> SyntheticConfig:
-        """Build from the ``data.synthetic`` params section, rejecting unknown keys."""
-        cfg = build(cls, p, "data.synthetic")
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        """Check every knob, naming the parameter and the fix."""
-        if not 2 <= self.services <= 500:
-            raise InputError(f"params.yaml: data.synthetic.services={self.services}; use 2..500")
-        if self.timesteps < 2000:
-            raise InputError(f"params.yaml: data.synthetic.timesteps={self.timesteps} is too short; use >= 2000")
-        bad = set(self.service_metrics) - set(SERVICE_METRICS)
-        if bad or not self.service_metrics:
-            raise InputError(
-                f"params.yaml: data.synthetic.service_metrics has {sorted(bad) or 'nothing'}; "
-                f"choose from {', '.join(SERVICE_METRICS)}"
-            )
-        bad = set(self.platform_metrics) - set(PLATFORM_METRICS)
-        if bad:
-            raise InputError(
-                f"params.yaml: data.synthetic.platform_metrics has {sorted(bad)}; "
-                f"choose from {', '.join(PLATFORM_METRICS)}"
-            )
-        if set(self.faults_per_type) != set(SPLITS) or any(
-            not isinstance(v, int) or v < 1 for v in self.faults_per_type.values()
-        ):
-            raise InputError(
-                "params.yaml: data.synthetic.faults_per_type needs integers >= 1 for "
-                "train, val and test (every split must contain every fault type)"
-            )
-        lo, hi = self.fault_minutes
-        if not 2 <= lo <= hi:
-            raise InputError("params.yaml: data.synthetic.fault_minutes must be [min, max], 2 <= min <= max")
-        if not 0 <= self.noise <= 1:
-            raise InputError(f"params.yaml: data.synthetic.noise={self.noise}; use 0..1")
-
-    @property
-    def n_kpis(self) -> int:
-        return self.services * len(self.service_metrics) + len(self.platform_metrics)
-
-
 def service_names(n: int) -> list[str]:
     """TrainTicket's names for the first 41 services, then ts-extra-NN."""
     names = TRAINTICKET_SERVICES[:n]
@@ -136,7 +70,7 @@ def call_graph(n: int, rng: np.random.Generator) -> list[list[tuple[int, float]]
     return callees
 
 
-def generate(cfg: SyntheticConfig, split_fractions: dict[str, float], seed: int) -> tuple[pd.DataFrame, dict]:
+def generate(cfg: SyntheticParams, split_fractions: dict[str, float], seed: int) -> tuple[pd.DataFrame, dict]:
     """Simulate the telemetry. Returns the frame and a description (graph, faults) for schema.json.
 
     ``split_fractions`` is used only to place faults so that every split holds every fault type.
@@ -275,7 +209,7 @@ def generate(cfg: SyntheticConfig, split_fractions: dict[str, float], seed: int)
 
 
 def _schedule_faults(
-    cfg: SyntheticConfig,
+    cfg: SyntheticParams,
     fractions: dict[str, float],
     n: int,
     uses_db: np.ndarray,
@@ -291,7 +225,7 @@ def _schedule_faults(
     faults = []
     for k, split in enumerate(SPLITS):
         a, b = int(edges[k]), int(edges[k + 1])
-        types = [ft for ft in FAULT_TYPES for _ in range(cfg.faults_per_type[split])]
+        types = [ft for ft in FAULT_TYPES for _ in range(getattr(cfg.faults_per_type, split))]
         rng.shuffle(types)
         slot = (b - a) / len(types)
         if slot < 2 * hi + 20:

@@ -9,7 +9,6 @@ run would.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from momentad.budgets import hash_int
 from momentad.models.device import autocast
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,6 @@ class TrainHooks(Protocol):
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
     def on_epoch_end(self, epoch: int) -> None: ...
-
-
-def hash_int(*parts: Any) -> int:
-    """A stable 63-bit seed from JSON-able parts."""
-    h = hashlib.sha256(json.dumps(parts).encode()).digest()
-    return int.from_bytes(h[:8], "little") & (2**63 - 1)
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: LoopConfig, total: int):

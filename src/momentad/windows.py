@@ -7,17 +7,13 @@ per-window labels), so its output does not grow with overlap; :func:`materialize
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
+from momentad.config import CONTEXT_LENGTH, WindowParams
 from momentad.errors import InputError
 
-if TYPE_CHECKING:
-    from momentad.config import WindowParams
-
-CONTEXT_LENGTH = 512  # MOMENT's fixed input length
+__all__ = ["CONTEXT_LENGTH"]
 
 
 def starts(n: int, length: int, stride: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from momentad.windows import padded_windows
 
 @dataclass(frozen=True)
 class AutoencoderParams:
-    """Options every windowed autoencoder shares (``baselines.<name>``)."""
+    """Options every windowed autoencoder shares (the ``<name>`` section of params.yaml)."""
 
     window: int = rng(ge=2, le=4096)
     train_stride: int = rng(ge=1)
@@ -66,6 +66,9 @@ class AutoencoderDetector(TorchDetector):
 
     RF_TREES = 50  # the rf_weighted loss's forest: a weighting aid, not a tuned model
 
+    def uses_labels(self) -> bool:
+        return self.params.loss == "rf_weighted"
+
     # -- data ---------------------------------------------------------------------------------
     def _windows(self, split: Split, stride: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
         """Windows inside the segments: values (windows, L, C) and the loss mask (windows, L), 1 on
@@ -75,17 +78,17 @@ class AutoencoderDetector(TorchDetector):
         idx, real = padded_windows(split.segments, w, stride)
         normal = real & (split.labels[idx] == 0)
         if train:
-            keep = real.all(axis=1) & (normal.all(axis=1) | self.mask_anomalies)
+            keep = real.all(axis=1) & (normal.all(axis=1) | self.ctx.mask_anomalies)
             idx, normal = idx[keep], normal[keep]
             if len(idx) == 0:
-                what = "full" if self.mask_anomalies else "anomaly-free"
-                raise NotRun(f"its training rows hold no {what} window of baselines.{self.name}.window={w} rows")
+                what = "full" if self.ctx.mask_anomalies else "anomaly-free"
+                raise NotRun(f"its training rows hold no {what} window of {self.name}.window={w} rows")
         return split.values[idx], normal.astype(np.float32)
 
     def _loss_weights(self, train: Split, channels: int) -> np.ndarray:
         if self.params.loss == "rf_weighted":
             if train.labels.sum() == 0:
-                raise NotRun(f"baselines.{self.name}.loss=rf_weighted needs labelled anomalies; its training rows "
+                raise NotRun(f"{self.name}.loss=rf_weighted needs labelled anomalies; its training rows "
                              "hold none")  # fmt: skip
             feats = split_features(train, [10, 30], STATS)
             rf = RandomForestClassifier(n_estimators=self.RF_TREES, max_depth=10, class_weight="balanced_subsample",

@@ -1,13 +1,20 @@
-"""The one interface every method implements: MOMENT zero-shot, MOMENT + LoRA, each baseline.
+"""The one interface every method implements: MOMENT, each baseline, each one-liner.
 
 scikit-learn / PyOD style: ``fit`` returns self and ``decision_function`` gives one anomaly
 score per timestep (higher = more anomalous). Both take the pipeline's :class:`Split` or, for
 notebook users, a (timesteps, KPIs) array or DataFrame::
 
-    from momentad.detectors import make
-    det = make("isolation_forest", window=16, n_estimators=200, max_samples=2048, features="raw")
+    from momentad.detectors.registry import make
+    det = make("pca", window=64, n_components=0.9)
     det.fit(X_train)
     scores = det.decision_function(X_test)
+
+A detector says what it can do through class attributes, which the runner, ``compare`` and
+``momentad score`` read instead of its name: ``zero_shot`` (scores without training: it runs
+at budget 0), ``trains`` (it fits on training windows: it runs at every budget),
+``full_split`` (it also runs on the whole train split), ``uses_labels`` (it reads the labels
+of its training rows) and ``kpi_evidence`` (it gives per-KPI evidence for root-cause ranking).
+Whether its weights are pretrained is part of :meth:`Detector.describe`.
 
 Artifacts are safe formats only: ``save(folder)`` writes JSON plus safetensors (torch) or
 skops (scikit-learn); ``load(folder)`` reads them back.
@@ -15,20 +22,45 @@ skops (scikit-learn); ``load(folder)`` reads them back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from momentad.config import as_dict, build
+from momentad.budgets import FULL
+from momentad.config import WindowParams, as_dict, build
 from momentad.data import Split
 from momentad.errors import InputError
 from momentad.io import write_json
 from momentad.windows import window_index
 
 ARTIFACT = "detector.json"
+_CLASSES: dict[str, type[Detector]] = {}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: make ``cls`` a method under ``cls.name`` (momentad.detectors.registry
+    finds every module of the package, so a new method is one file)."""
+    if cls.name in _CLASSES and _CLASSES[cls.name] is not cls:
+        raise RuntimeError(f"two detectors are named {cls.name!r}")
+    _CLASSES[cls.name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the pipeline hands every detector besides its own options section."""
+
+    seed: int = 0  # the model seed of this draw
+    draw: int = 0
+    window: WindowParams | None = None  # the pipeline's windows (`window` in params.yaml)
+    mask_anomalies: bool = False  # budget.include_anomalous: train on windows with anomalies, masked
+    state_dir: Path | None = None  # per-epoch checkpoints, for resuming an interrupted run
+    progress: bool = False
 
 
 def as_split(x: Any, y: Any = None, name: str = "input", length: int = 512, stride: int = 512) -> Split:
@@ -61,70 +93,103 @@ class Detector:
     """Base class. Subclasses set ``name`` and ``Params`` and implement ``_fit`` / ``_score``."""
 
     name: ClassVar[str]
-    Params: ClassVar[type]  # the typed options (``baselines.<name>`` for baselines)
-    kind: ClassVar[str] = "baseline"  # baseline | foundation
+    Params: ClassVar[type]  # the typed options: the params.yaml section named ``name``
+    zero_shot: ClassVar[bool] = False
+    trains: ClassVar[bool] = True
+    full_split: ClassVar[bool] = True
+    kpi_evidence: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = True  # False: the same rows give the same model (one draw on the full split)
     device_: Any = "cpu"  # where the model runs, once fitted
-    # budget.include_anomalous: train on windows holding labelled anomalies, those steps masked
-    # out of a reconstruction loss (the autoencoders; MOMENT LoRA reads the budget itself)
-    mask_anomalies: bool = False
 
-    def __init__(self, params: Any, seed: int = 0, progress: bool = False):
-        self.params, self.seed, self.progress = params, seed, progress
+    def __init__(self, params: Any, ctx: RunContext = RunContext()):
+        self.params, self.ctx = params, ctx
+        self.seed, self.progress = ctx.seed, ctx.progress
         self.history_: list[dict[str, float]] = []
         self.features_: list[str] | None = None
+        self._channels: tuple[Split, np.ndarray] | None = None  # per-KPI scores of the last split scored
+
+    # -- what it can do -----------------------------------------------------------------------
+    @classmethod
+    def budgets(cls, sizes: list[int]) -> list[int | str]:
+        """The budgets it runs at: 0 (no training) if ``zero_shot``, every size (and ``full``)
+        if it ``trains``."""
+        out: list[int | str] = [0] if cls.zero_shot else []
+        if cls.trains:
+            out += [*sizes, *([FULL] if cls.full_split else [])]
+        return out
+
+    def uses_labels(self) -> bool:
+        """Whether fitting reads the labels of its training rows (supervised, or labels as hints)."""
+        return False
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        return {"zero_shot": cls.zero_shot, "trains": cls.trains, "full_split": cls.full_split,
+                "kpi_evidence": cls.kpi_evidence, "stochastic": cls.stochastic}  # fmt: skip
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg, progress: bool = False, **run: Any) -> Detector:
-        """Build from the validated params tree (``run`` carries draw / state_dir where used)."""
-        from momentad.budgets import draw_seed
-
-        det = cls(cfg.baselines.options[cls.name], draw_seed(cfg.seed, run.get("draw", 0)), progress)
-        det.mask_anomalies = cfg.budget.include_anomalous
-        return det
+    def from_config(cls, cfg: Any, ctx: RunContext) -> Detector:
+        """Build from the validated params tree: the options section named like the method."""
+        return cls(cfg.options[cls.name], ctx)
 
     # -- the interface ------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None, X_val: Any = None) -> Detector:
+    def fit(self, X: Any = None, y: Any = None, X_val: Any = None) -> Detector:
         """Learn from training data (a Split, or an array / DataFrame with optional labels ``y``);
-        ``X_val`` is used only for early stopping, never for thresholds."""
-        train = as_split(X, y, "train", *self._window())
-        val = None if X_val is None else as_split(X_val, None, "val", *self._window(eval_=True))
+        ``X_val`` is used only for early stopping, never for thresholds. ``X=None`` readies a
+        ``zero_shot`` detector without training."""
+        val = None if X_val is None else as_split(X_val, None, "val", *self.windowing(eval_=True))
+        if X is None:
+            if not self.zero_shot:
+                raise InputError(f"{self.name} needs training data: pass X")
+            self._fit(None, val)
+            return self
+        train = as_split(X, y, "train", *self.windowing())
         self.features_ = list(train.features)
         self._fit(train, val)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
         """One float64 score per timestep of X; higher = more anomalous."""
-        split = as_split(X, None, "input", *self._window(eval_=True))
+        split = as_split(X, None, "input", *self.windowing(eval_=True))
         if self.features_ is not None and len(split.features) != len(self.features_):
             raise InputError(f"X has {len(split.features)} KPIs; the detector was fitted on {len(self.features_)}")
         return np.asarray(self._score(split), dtype=np.float64)
 
     score = decision_function  # the pipeline's name for it
 
+    def windowing(self, eval_: bool = False) -> tuple[int, int]:
+        """(length, stride) of the windows it reads: the pipeline's ``window`` for methods that
+        use it, else one window of up to 512 rows (methods with their own windows ignore it)."""
+        w = self.ctx.window
+        if w is None:
+            return (512, 512)
+        return w.length, (w.eval_stride if eval_ else w.train_stride)
+
+    def split_of(self, frame: pd.DataFrame, features: list[str], name: str = "input") -> Split:
+        """A processed table as a Split windowed the way this detector scores (segments kept apart)."""
+        return Split(name, frame, list(features), window_index(frame, *self.windowing(eval_=True)))
+
     def attribute(self, X: Any, rows: np.ndarray | None = None) -> np.ndarray:
         """Per-KPI evidence for root-cause ranking: (len(rows) or timesteps, KPIs), higher = that
-        KPI looks more anomalous at that step. Reconstruction methods return their per-channel
-        error, kept from the last ``score`` of the same split so it costs nothing extra; the
-        forests override this with occlusion (:func:`momentad.detectors.attribution.occlusion`)."""
-        split = as_split(X, None, "input", *self._window(eval_=True))
-        last = getattr(self, "_last_channels", None)
-        cs = last[1] if last is not None and last[0] is split else self.channel_scores(split)
+        KPI looks more anomalous at that step. Methods with per-channel errors return them, kept
+        from the last ``score`` of the same split so it costs nothing extra; the others override
+        this (e.g. occlusion, :func:`momentad.detectors.attribution.occlusion`)."""
+        split = as_split(X, None, "input", *self.windowing(eval_=True))
+        kept = self._channels
+        cs = kept[1] if kept is not None and kept[0] is split else self.channel_scores(split)
         return cs if rows is None else cs[rows]
 
     def channel_scores(self, split: Split) -> np.ndarray:
         """(timesteps, KPIs) per-KPI anomaly evidence (methods with per-channel errors)."""
-        raise NotImplementedError(f"{self.name} has no per-KPI scores")
+        raise NotImplementedError(f"{self.name} overrides attribute() instead")
 
     def _keep_channels(self, split: Split, cs: np.ndarray) -> np.ndarray:
         """Remember the per-KPI scores of ``split`` for :meth:`attribute`; returns them."""
-        self._last_channels = (split, cs)
+        self._channels = (split, cs)
         return cs
 
-    def _window(self, eval_: bool = False) -> tuple[int, int]:
-        return (512, 512)
-
-    def _fit(self, train: Split, val: Split | None) -> None:
+    def _fit(self, train: Split | None, val: Split | None) -> None:
         raise NotImplementedError
 
     def _score(self, split: Split) -> np.ndarray:
@@ -132,10 +197,11 @@ class Detector:
 
     # -- what outputs record ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """The ``model`` block of the metrics: weights origin and parameter counts."""
+        """The ``model`` block of the details: weights origin and parameter counts. ``checkpoint``
+        is None for methods trained from scratch (or not trained at all)."""
         n = self.n_parameters()
-        return {"checkpoint": None, "pretrained": False, "source": "trained from scratch", "parameters": n,
-                "trainable_parameters": n}  # fmt: skip
+        return {"checkpoint": None, "pretrained": False, "source": "trained from scratch" if self.trains else "none",
+                "parameters": n, "trainable_parameters": n}  # fmt: skip
 
     def n_parameters(self) -> int | None:
         return None
@@ -148,23 +214,34 @@ class Detector:
     def save(self, folder: Path) -> None:
         """Write ``detector.json`` (+ the method's weights) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"method": self.name, "params": as_dict(self.params) if self.params is not None else None,
-                "seed": self.seed, "features": self.features_, "state": self._save_state(folder)}  # fmt: skip
+        params = as_dict(self.params) if dataclasses.is_dataclass(self.params) else self.params
+        meta = {"method": self.name, "params": params, "seed": self.seed, "features": self.features_,
+                "window": None if self.ctx.window is None else as_dict(self.ctx.window),
+                "state": self._save_state(folder)}  # fmt: skip
         write_json(folder / ARTIFACT, meta)
 
     def _save_state(self, folder: Path) -> dict[str, Any]:
-        raise NotImplementedError
+        return {}
 
     @classmethod
-    def load(cls, folder: Path, meta: dict[str, Any], **kwargs: Any) -> Detector:
+    def load(cls, folder: Path, meta: dict[str, Any]) -> Detector:
         params = build(cls.Params, meta["params"], f"{folder / ARTIFACT}: params")
-        det = cls(params, meta["seed"], progress=False)
+        window = None if meta.get("window") is None else build(WindowParams, meta["window"], "window")
+        det = cls(params, RunContext(seed=meta["seed"], window=window))
         det.features_ = meta["features"]
         det._load_state(folder, meta["state"])
         return det
 
     def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        pass
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """numpy arrays as one safetensors file (C order: safetensors writes the raw buffer)."""
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    return path.name
 
 
 def read_artifact(folder: Path) -> dict[str, Any]:

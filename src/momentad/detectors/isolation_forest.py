@@ -15,9 +15,8 @@ from sklearn.ensemble import IsolationForest
 
 from momentad.config import rng
 from momentad.data import Split
-from momentad.detectors.base import Detector
+from momentad.detectors.base import Detector, as_split, register
 from momentad.detectors.features import rolling_features
-from momentad.detectors.registry import register
 from momentad.detectors.sklearn_io import load_estimator, save_estimator
 from momentad.windows import per_segment
 
@@ -67,9 +66,8 @@ class IsolationForestDetector(Detector):
     def attribute(self, X, rows: np.ndarray | None = None) -> np.ndarray:
         """Occlusion per KPI (:mod:`momentad.detectors.attribution`) on ``rows``."""
         from momentad.detectors.attribution import occlusion
-        from momentad.detectors.base import as_split
 
-        split = as_split(X, None, "input", *self._window(eval_=True))
+        split = as_split(X, None, "input", *self.windowing(eval_=True))
         x = self._features(split)
         x = x if rows is None else x[rows]
         c = len(split.features)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
-from momentad.detectors.registry import register
+from momentad.detectors.base import register
 
 
 class _LSTMAE(nn.Module):

@@ -1,30 +1,107 @@
-"""MOMENT zero-shot: per-timestep reconstruction error of channel-independent windows.
+"""MOMENT: per-timestep reconstruction error of channel-independent windows, zero-shot at budget
+0 and fine-tuned on every training budget.
 
-No training: ``fit`` loads the weights named by ``model.checkpoint`` (hub id, local
-directory or ``random-init:<size>``, see :mod:`momentad.models.moment`) and scoring
-reconstructs every window of ``window.length`` steps (stride ``window.eval_stride``), each KPI
-channel as an independent univariate sequence, batched by ``model.batch_size``.
+``fit`` loads the weights named by ``moment.checkpoint`` (hub id, local directory or
+``random-init:<size>``, see :mod:`momentad.models.moment`). With no training data (budget 0) that
+is all: zero-shot. With a budget's stretch of the train split it fine-tunes: LoRA adapters
+(``moment.lora``, peft) on the T5 encoder with every base weight frozen, trained on masked-patch
+``reconstruction`` (label-free) or a supervised patch ``classification`` head
+(``moment.finetune.objective``) in :class:`momentad.training.TrainLoop`. Scoring reconstructs
+every window of ``window.length`` steps (stride ``window.eval_stride``), each KPI channel as an
+independent univariate sequence, batched by ``moment.batch_size``.
+
+Cost (CPU): one epoch touches ``budget x finetune.channels_per_window`` univariate sequences,
+each a forward and a backward pass.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from momentad.config import ModelParams, WindowParams, ZeroShotParams
+from momentad.config import _fail, rng
 from momentad.data import Split
-from momentad.detectors.base import Detector
-from momentad.detectors.registry import register
+from momentad.detectors.base import Detector, RunContext, register
+from momentad.errors import InputError, NotRun
+from momentad.finetune import fault_channel_weights, patch_mask, sequences
 from momentad.models.device import autocast, resolve_device
+from momentad.models.lora import LoraTarget, Quantization
+from momentad.models.moment import HUB_REVISIONS, is_hub_id
+from momentad.training import LoopConfig, TrainLoop
 from momentad.windows import CONTEXT_LENGTH, materialize
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZeroShotParams:
+    channel_reduce: Literal["mean", "max", "topk_mean"]
+    topk: int = rng(ge=1)
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    objective: Literal["reconstruction", "classification"]
+    channels_per_window: int = rng(ge=1)
+    epochs: int = rng(ge=1, le=1000)
+    batch_size: int = rng(ge=1)
+    lr: float = rng(gt=0)
+    weight_decay: float = rng(ge=0)
+    warmup_ratio: float = rng(ge=0, le=1)
+    grad_clip: float = rng(gt=0)
+    patience: int = rng(ge=1)
+    mask_ratio: float = rng(ge=0.05, le=0.95)
+    gradient_checkpointing: bool
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    rank: int = rng(ge=1, le=1024)
+    alpha: float = rng(gt=0)
+    dropout: float = rng(ge=0, lt=1)
+    target_modules: list[LoraTarget]
+
+    def check(self) -> None:
+        if not self.target_modules:
+            raise _fail("moment.lora.target_modules", "is empty; choose from q, k, v, o, wi_0, wi_1, wo")
+
+
+@dataclass(frozen=True)
+class MomentParams:
+    """The ``moment`` section: the weights, then zero-shot scoring, fine-tuning and LoRA."""
+
+    checkpoint: str
+    revision: str | None
+    offline: bool
+    cache_dir: str
+    batch_size: int = rng(ge=1)
+    device: str
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    quantization: Quantization
+    zero_shot: ZeroShotParams
+    finetune: FinetuneParams
+    lora: LoraParams
+
+    def check(self) -> None:
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise _fail("moment.device", f"={self.device!r}; use auto, cpu or cuda[:N]")
+        if self.quantization != "none" and self.precision == "fp16":
+            raise _fail("moment.quantization", f"={self.quantization} with moment.precision=fp16 is not supported; "
+                        "use precision auto or bf16")  # fmt: skip
+        # revision applies to hub ids only; a pin that belongs to another checkpoint would fail
+        # later as "revision not found" (or silently load that commit of a fork)
+        owner = next((repo for repo, sha in HUB_REVISIONS.items() if sha == self.revision), None)
+        if owner and is_hub_id(self.checkpoint) and owner != self.checkpoint:
+            fix = HUB_REVISIONS.get(self.checkpoint, f"a commit of {self.checkpoint} (or main)")
+            raise _fail("moment.revision", f"={self.revision} is {owner}'s pinned commit, not "
+                        f"{self.checkpoint}'s; set moment.revision to {fix}")  # fmt: skip
 
 
 def reduce_channels(errors: np.ndarray, how: str = "mean", topk: int = 5) -> np.ndarray:
@@ -51,56 +128,173 @@ def window_batches(values: np.ndarray, index, batch_size: int):
         yield a, seqs[a : a + batch_size], seq_mask[a : a + batch_size]
 
 
-@dataclass(frozen=True)
-class MomentParams:
-    """The params sections MOMENT zero-shot reads."""
+class PatchHead(torch.nn.Module):
+    """A per-patch anomaly logit on MOMENT's patch embeddings (the classification objective)."""
 
-    model: ModelParams
-    zero_shot: ZeroShotParams
-    window: WindowParams
+    def __init__(self, d_model: int, patch_len: int):
+        super().__init__()
+        self.patch_len = patch_len
+        self.linear = torch.nn.Linear(d_model, 1)
+
+    def forward(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(b, 1, 512) -> (b, n_patches) logits."""
+        emb = model.embed(x_enc=x, input_mask=mask, reduction="none").embeddings  # (b, 1, p, d)
+        return self.linear(emb[:, 0]).squeeze(-1)
 
 
 @register
-class MomentZeroShot(Detector):
-    """MOMENT reconstruction error as the anomaly score."""
+class Moment(Detector):
+    """MOMENT reconstruction error as the anomaly score; zero-shot or fine-tuned."""
 
-    name = "moment_zero_shot"
+    name = "moment"
     Params = MomentParams
-    kind = "foundation"
+    zero_shot = True
+    trains = True
+    full_split = False  # fine-tuning on the whole split is not few-shot, and costs budget x epochs
 
-    @classmethod
-    def from_config(cls, cfg, progress: bool = False, **run: Any) -> MomentZeroShot:
-        return cls(MomentParams(cfg.model, cfg.zero_shot, cfg.window), cfg.seed, progress)
+    def __init__(self, params: MomentParams, ctx: RunContext = RunContext()):
+        super().__init__(params, ctx)
+        self.head_: PatchHead | None = None
+        self.adapted_ = False
+        self.training_: dict[str, Any] | None = None
+        self.quantized_layers_ = 0
 
-    def _window(self, eval_: bool = False) -> tuple[int, int]:
-        w = self.params.window
-        return w.length, w.eval_stride if eval_ else w.train_stride
+    def uses_labels(self) -> bool:
+        return self.params.finetune.objective == "classification"
 
     # -- the weights --------------------------------------------------------------------------
     def _load_base(self) -> None:
         from momentad.models.moment import load_moment
 
-        mp = self.params.model
-        self.device_ = resolve_device(mp.device)
+        p = self.params
+        self.device_ = resolve_device(p.device)
         torch.manual_seed(self.seed)
-        self.model_, self.info_ = load_moment(mp.checkpoint, self.seed, mp.cache_dir, mp.revision, mp.offline)
+        self.model_, self.info_ = load_moment(p.checkpoint, self.seed, p.cache_dir, p.revision, p.offline)
+        self.patch_len_ = int(self.model_.config.patch_len)
+        length = self.windowing()[0]
+        if length % self.patch_len_:
+            raise InputError(f"params.yaml: window.length={length} must be a multiple of MOMENT's patch length "
+                             f"{self.patch_len_} (padding covers whole patches)")  # fmt: skip
 
-    def _fit(self, train: Split, val: Split | None) -> None:
+    def _adapt(self) -> None:
+        """Quantise (optionally) and wrap the encoder with LoRA."""
+        from momentad.models.lora import add_lora, quantize_encoder
+
+        p, lp = self.params, self.params.lora
+        self.quantized_layers_ = quantize_encoder(self.model_, p.quantization)
+        add_lora(self.model_, lp.rank, lp.alpha, lp.dropout, list(lp.target_modules),
+                 p.finetune.gradient_checkpointing)  # fmt: skip
+        self.adapted_ = True
+
+    # -- training (hooks of momentad.training.TrainLoop) --------------------------------------
+    def _fit(self, train: Split | None, val: Split | None) -> None:
+        p, ft = self.params, self.params.finetune
+        if train is not None and p.quantization == "nf4" and resolve_device(p.device).type != "cuda":
+            raise InputError("params.yaml: moment.quantization=nf4 trains only on CUDA (on CPU bitsandbytes' nf4 "
+                             "layers break T5's dropout); use int8 or none on CPU")  # fmt: skip
         self._load_base()
+        if train is None:  # zero-shot
+            self.model_.to(self.device_)
+            return
+        self._adapt()
         self.model_.to(self.device_)
+        classification = ft.objective == "classification"
+        if classification:
+            self.head_ = PatchHead(self.model_.config.d_model, self.patch_len_).to(self.device_)
+        any_anomaly = train.index["any_anomaly"].to_numpy()
+        use_all = self.ctx.mask_anomalies or classification
+        rows = np.arange(len(train.index)) if use_all else np.flatnonzero(~any_anomaly)
+        if len(rows) == 0:
+            raise NotRun("the training span holds no anomaly-free window")
+        weights = fault_channel_weights(train, rows) if classification else None
+        self._train = sequences(train, rows, ft.channels_per_window, self.seed, self.ctx.draw, weights)
+        if val is None:
+            raise InputError("moment needs a validation split for early stopping")
+        self._val = sequences(val, np.arange(len(val.index)), ft.channels_per_window, self.seed, self.ctx.draw)
+        if classification and self._train["labels"].sum() == 0:
+            raise NotRun(f"moment.finetune.objective=classification: the {len(rows)} training windows hold no "
+                         "labelled anomaly")  # fmt: skip
+        pos = float(self._train["labels"].mean())
+        self._pos_weight = (1 - pos) / pos if classification and pos > 0 else 1.0  # class imbalance
+        cfg = LoopConfig(epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr, patience=ft.patience,
+                         weight_decay=ft.weight_decay, optimizer="adamw", schedule="cosine",
+                         warmup_ratio=ft.warmup_ratio, grad_clip=ft.grad_clip)  # fmt: skip
+        loop = TrainLoop(cfg, self.device_, p.precision, self.seed, self.ctx.draw, self.ctx.state_dir,
+                         self.progress, desc=f"moment draw {self.ctx.draw}")  # fmt: skip
+        self.training_ = loop.fit(self, len(self._train["x"]))
+        self.history_ = self.training_["history"]
+        del self._train, self._val
 
-    def describe(self) -> dict[str, Any]:
-        return self.info_.to_dict()
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        params = [q for q in self.model_.parameters() if q.requires_grad]
+        return params + (list(self.head_.parameters()) if self.head_ is not None else [])
 
-    def n_parameters(self) -> int:
-        return self.info_.parameters
+    def train_mode(self, on: bool) -> None:
+        self.model_.train(on)
+        if self.head_ is not None:
+            self.head_.train(on)
 
-    def extra(self) -> dict[str, Any]:
-        return {"device": str(self.device_)}
+    def on_epoch_end(self, epoch: int) -> None:
+        pass
+
+    def _batch(self, data: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v[idx]).to(self.device_) for k, v in data.items()}
+
+    def _loss(self, b: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        x, m, y = b["x"], b["mask"], b["labels"]
+        pl = self.patch_len_
+        if self.head_ is None:
+            vis = patch_mask(len(x), self.params.finetune.mask_ratio, gen, pl).to(self.device_)
+            rec = self.model_(x_enc=x, input_mask=m, mask=vis).reconstruction[:, 0].float()
+            # masked, observed, and not labelled anomalous: learn what normal looks like
+            w = ((vis == 0) & (m == 1) & (y == 0)).float()
+            return (((rec - x[:, 0]) ** 2) * w).sum() / w.sum().clamp(min=1)
+        logits = self.head_(self.model_, x, m).float()
+        target = y.reshape(len(y), -1, pl).amax(dim=2)  # a patch is anomalous if any step is
+        observed = m.reshape(len(m), -1, pl).amin(dim=2).float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="none", pos_weight=torch.tensor(self._pos_weight, device=self.device_)
+        )
+        return (bce * observed).sum() / observed.sum().clamp(min=1)
+
+    def batch_loss(self, idx: np.ndarray, gen: torch.Generator, epoch: int) -> torch.Tensor:
+        return self._loss(self._batch(self._train, idx), gen)
+
+    def validation_loss(self) -> float:
+        gen = torch.Generator().manual_seed(12345)  # the same masks every epoch
+        total, n = 0.0, len(self._val["x"])
+        bs = self.params.finetune.batch_size
+        for a in range(0, n, bs):
+            idx = np.arange(a, min(a + bs, n))
+            total += float(self._loss(self._batch(self._val, idx), gen)) * len(idx)
+        return total / max(n, 1)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        state = {n: q.detach().cpu().clone() for n, q in self.model_.named_parameters() if q.requires_grad}
+        if self.head_ is not None:
+            state.update({f"head.{k}": v.detach().cpu().clone() for k, v in self.head_.state_dict().items()})
+        return state
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        params = dict(self.model_.named_parameters())
+        missing = [k for k in state if not k.startswith("head.") and k not in params]
+        if missing:
+            raise InputError(f"adapter has weights the model lacks ({missing[0]}); it was trained with other "
+                             "moment.lora settings")  # fmt: skip
+        with torch.no_grad():
+            for k, v in state.items():
+                if not k.startswith("head."):
+                    params[k].copy_(v.to(params[k].device))
+        if self.head_ is not None:
+            self.head_.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
 
     # -- scoring ------------------------------------------------------------------------------
     def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(b, 1, 512) sequences -> (b, 512) anomaly evidence per step: squared reconstruction error."""
+        """(b, 1, 512) sequences -> (b, 512) anomaly evidence per step: squared reconstruction
+        error (or the classification head's anomaly probability)."""
+        if self.head_ is not None:
+            prob = torch.sigmoid(self.head_(self.model_, x, mask).float())
+            return prob.repeat_interleave(self.head_.patch_len, dim=1)
         rec = self.model_(x_enc=x, input_mask=mask).reconstruction
         return (x[:, 0].float() - rec[:, 0].float()) ** 2
 
@@ -112,14 +306,14 @@ class MomentZeroShot(Detector):
         acc = np.zeros((len(split), c), dtype=np.float64)
         count = np.zeros(len(split), dtype=np.float64)
         self.model_.eval()
-        bar = tqdm(total=len(index) * c, desc=f"{self.name} {split.name}", unit="seq", disable=not self.progress,
+        bar = tqdm(total=len(index) * c, desc=f"moment {split.name}", unit="seq", disable=not self.progress,
                    leave=False, mininterval=2.0)  # fmt: skip
         lengths = (index["stop"] - index["start"]).to_numpy()
         for length in np.unique(lengths):  # one group unless a short segment has a shorter window
             sub = index[lengths == length]
             err = np.empty((len(sub) * c, length), dtype=np.float32)
-            with autocast(self.device_, self.params.model.precision):
-                for a, xb, mb in window_batches(values, sub, self.params.model.batch_size):
+            with autocast(self.device_, self.params.precision):
+                for a, xb, mb in window_batches(values, sub, self.params.batch_size):
                     x = torch.from_numpy(xb).to(self.device_)
                     m = torch.from_numpy(mb).to(self.device_)
                     err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()
@@ -135,10 +329,62 @@ class MomentZeroShot(Detector):
         zp = self.params.zero_shot
         return reduce_channels(self._keep_channels(split, self.channel_scores(split)), zp.channel_reduce, zp.topk)
 
-    # -- artifacts: a reference to the weights, which live in the model cache -------------------
+    # -- what outputs record ------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        info = self.info_.to_dict()
+        if self.adapted_:
+            lp = self.params.lora
+            info.update(trainable_parameters=sum(q.numel() for q in self.trainable_parameters()), adapter="lora",
+                        quantization=self.params.quantization,
+                        lora={"rank": lp.rank, "alpha": lp.alpha, "dropout": lp.dropout,
+                              "target_modules": list(lp.target_modules)})  # fmt: skip
+        return info
+
+    def n_parameters(self) -> int:
+        return self.info_.parameters
+
+    def extra(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"device": str(self.device_)}
+        t = self.training_
+        if t is not None:
+            out.update(quantized_layers=self.quantized_layers_,
+                       training={"objective": self.params.finetune.objective, "epochs_run": t["epoch"],
+                                 "best_epoch": t["best_epoch"], "best_val_loss": round(t["best_val_loss"], 6),
+                                 "stopped_early": t["stopped_early"]})  # fmt: skip
+        return out
+
+    # -- artifacts: a reference to the weights (they live in the model cache) + peft's adapter --
     def _save_state(self, folder: Path) -> dict[str, Any]:
-        return {"weights": self.info_.to_dict()}
+        state: dict[str, Any] = {"weights": self.info_.to_dict()}
+        if not self.adapted_:
+            return state
+        from momentad.models.lora import save_adapter
+
+        save_adapter(self.model_, folder / "adapter", self.info_.checkpoint)
+        state.update(adapter="adapter", draw=self.ctx.draw)
+        if self.head_ is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in self.head_.state_dict().items()}, str(folder / "head.safetensors"))
+            state["head"] = "head.safetensors"
+        return state
 
     def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
         self._load_base()
-        self.model_.to(self.device_)
+        if "adapter" in state:
+            from peft import PeftModel
+
+            from momentad.models.lora import quantize_encoder
+
+            self.quantized_layers_ = quantize_encoder(self.model_, self.params.quantization)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model_.encoder = PeftModel.from_pretrained(self.model_.encoder, str(folder / state["adapter"]))
+            self.adapted_ = True
+        if "head" in state:
+            from safetensors.torch import load_file
+
+            self.head_ = PatchHead(self.model_.config.d_model, self.patch_len_)
+            self.head_.load_state_dict(load_file(str(folder / state["head"])))
+            self.head_.to(self.device_)
+        self.model_.to(self.device_).eval()

@@ -16,9 +16,8 @@ from sklearn.metrics import average_precision_score
 
 from momentad.config import rng
 from momentad.data import Split
-from momentad.detectors.base import Detector
+from momentad.detectors.base import Detector, as_split, register
 from momentad.detectors.features import STATS, kpi_importance, split_features
-from momentad.detectors.registry import register
 from momentad.detectors.sklearn_io import load_estimator, save_estimator
 from momentad.errors import NotRun
 
@@ -38,6 +37,9 @@ class RandomForestDetector(Detector):
 
     name = "random_forest"
     Params = RandomForestParams
+
+    def uses_labels(self) -> bool:
+        return True
 
     def _features(self, split: Split):
         return split_features(split, self.params.windows, STATS)
@@ -72,9 +74,8 @@ class RandomForestDetector(Detector):
         """Occlusion per KPI (:mod:`momentad.detectors.attribution`) on ``rows``: the drop in
         P(anomaly) when a KPI's trailing statistics are set to their training medians."""
         from momentad.detectors.attribution import occlusion
-        from momentad.detectors.base import as_split
 
-        split = as_split(X, None, "input", *self._window(eval_=True))
+        split = as_split(X, None, "input", *self.windowing(eval_=True))
         feats = self._features(split)
         x = feats.to_numpy() if rows is None else feats.to_numpy()[rows]
         kpi = {k: i for i, k in enumerate(split.features)}

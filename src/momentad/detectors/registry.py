@@ -1,91 +1,108 @@
-"""Method name -> detector class. A module in ``momentad.detectors`` that defines a
-:class:`Detector` subclass decorated with :func:`register` is a method: adding one is one file
-(plus its options section in params.yaml)."""
+"""Method name -> detector class. A method is the module ``momentad.detectors.<name>`` defining a
+:class:`~momentad.detectors.base.Detector` subclass decorated with ``@register``: adding one is
+that file, its options section in params.yaml (named like the method) and its name in
+``methods``. Looking a method up imports its module only, so a stage that runs a
+scikit-learn method never pays for importing torch."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib
 import pkgutil
 from pathlib import Path
 from typing import Any
 
-from momentad.detectors.base import Detector, read_artifact
+from momentad.config import Params, build
+from momentad.config import load as load_config
+from momentad.detectors import base
+from momentad.detectors.base import Detector, RunContext, read_artifact
 from momentad.errors import InputError
 
-_CLASSES: dict[str, type[Detector]] = {}
+_SKIP = {"base", "registry"}
 
 
-def register(cls: type[Detector]) -> type[Detector]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    if cls.name in _CLASSES and _CLASSES[cls.name] is not cls:
-        raise RuntimeError(f"two detectors are named {cls.name!r}")
-    _CLASSES[cls.name] = cls
-    return cls
+def _load(name: str) -> type[Detector] | None:
+    """The class of method ``name`` from its own module, if there is one."""
+    if name in base._CLASSES:
+        return base._CLASSES[name]
+    if name.startswith("_") or name in _SKIP or not (Path(__file__).parent / f"{name}.py").is_file():
+        return None
+    importlib.import_module(f"momentad.detectors.{name}")
+    return base._CLASSES.get(name)
 
 
 def _discover() -> dict[str, type[Detector]]:
     import momentad.detectors as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name not in ("base", "registry"):
+        if not mod.name.startswith("_") and mod.name not in _SKIP:
             importlib.import_module(f"momentad.detectors.{mod.name}")
-    return _CLASSES
+    return base._CLASSES
+
+
+def names() -> list[str]:
+    """Every registered method."""
+    return sorted(_discover())
 
 
 def detector_class(name: str) -> type[Detector]:
     """The class registered as ``name``, or a one-line error listing the known ones."""
+    found = _load(name)
+    if found is not None:
+        return found
     classes = _discover()
     if name not in classes:
-        raise InputError(f"unknown method {name!r}; known: {', '.join(sorted(classes))}")
+        close = difflib.get_close_matches(name, list(classes), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise InputError(f"unknown method {name!r}; {hint}known: {', '.join(sorted(classes))}")
     return classes[name]
 
 
-def baseline_names() -> list[str]:
-    """Methods whose options live under ``baselines.<name>`` (every non-MOMENT method)."""
-    return sorted(n for n, c in _discover().items() if c.kind == "baseline")
-
-
 def make(name: str, seed: int = 0, progress: bool = False, **options: Any) -> Detector:
-    """A baseline from keyword options, validated like ``baselines.<name>`` in params.yaml."""
-    from momentad.config import build
-
+    """A method from keyword options, validated like its params.yaml section (notebooks)."""
     cls = detector_class(name)
-    return cls(build(cls.Params, options, f"baselines.{name}"), seed, progress)
+    return cls(build(cls.Params, options, name), RunContext(seed=seed, progress=progress))
 
 
-def load_detector(folder: Path, **kwargs: Any) -> Detector:
-    """A detector saved by :meth:`Detector.save` (any method)."""
+def load_detector(folder: str | Path) -> Detector:
+    """A detector saved by :meth:`Detector.save` (any method), e.g.
+    ``load_detector("data/models/pca/full")``."""
+    folder = Path(folder)
     meta = read_artifact(folder)
-    return detector_class(meta["method"]).load(folder, meta, **kwargs)
+    return detector_class(meta["method"]).load(folder, meta)
 
 
-def configure(cfg: Any) -> Any:
-    """``cfg`` with every ``baselines.<name>`` mapping checked and typed by its detector's Params
-    (unknown methods, unknown keys and wrong types fail with one line)."""
-    import dataclasses
-    import difflib
-
-    from momentad.config import BaselinesParams, build
-
-    names = baseline_names()
+def configure(cfg: Params, only: str | None = None) -> Params:
+    """``cfg`` with every method's options section checked and typed by its detector's Params
+    (an unknown section, method, key or type fails with one line); ``only``: that method's
+    section alone (a stage that runs one method checks what it reads, and imports no other)."""
+    if only is not None:
+        cls = detector_class(only)
+        if only not in cfg.options:
+            raise InputError(f"params.yaml: section '{only}' (the options of method {only}) is missing; copy it from "
+                             "the repository's params.yaml")  # fmt: skip
+        return dataclasses.replace(cfg, options={only: build(cls.Params, cfg.options[only], only)})
+    known = names()
     options = {}
-    for name, opts in cfg.baselines.options.items():
-        if name not in names:
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f"did you mean baselines.{close[0]}?" if close else f"known: {', '.join(names)}"
-            raise InputError(f"params.yaml: baselines.{name} is not a known baseline; {hint}")
-        options[name] = build(detector_class(name).Params, opts, f"baselines.{name}")
-    for m in cfg.baselines.methods:
-        if m not in names:
-            raise InputError(f"params.yaml: baselines.methods has {m!r}; known: {', '.join(names)}")
+    for name, opts in cfg.options.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known + ["seed", "threads", "data", "window", "evaluate",
+                                                             "budget", "methods"], n=1)  # fmt: skip
+            hint = f"did you mean {close[0]}?" if close else f"methods: {', '.join(known)}"
+            raise InputError(f"params.yaml: {name} is not a known section; {hint}")
+        options[name] = build(detector_class(name).Params, opts, name)
+    for m in cfg.methods:
+        if m not in known:
+            close = difflib.get_close_matches(m, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise InputError(f"params.yaml: methods lists {m!r}; {hint}known: {', '.join(known)}")
         if m not in options:
-            raise InputError(f"params.yaml: baselines.{m} is missing; add its options (the repository's params.yaml "
-                             "lists them)")  # fmt: skip
-    return dataclasses.replace(cfg, baselines=BaselinesParams(methods=cfg.baselines.methods, options=options))
+            raise InputError(f"params.yaml: section '{m}' (the options of method {m}) is missing; copy it from the "
+                             "repository's params.yaml")  # fmt: skip
+    return dataclasses.replace(cfg, options=options)
 
 
-def load_params(path: Any = "params.yaml") -> Any:
-    """params.yaml validated whole, baseline options included (for stages that run methods)."""
-    from momentad import config
-
-    return configure(config.load(path))
+def load_params(path: Any = "params.yaml", only: str | None = None) -> Params:
+    """params.yaml validated, with every method's options (or ``only`` that method's)."""
+    return configure(load_config(path), only)

@@ -22,8 +22,7 @@ from torch import nn
 
 from momentad.config import rng
 from momentad.data import Split
-from momentad.detectors.base import TorchDetector
-from momentad.detectors.registry import register
+from momentad.detectors.base import TorchDetector, register
 from momentad.errors import InputError, NotRun
 from momentad.models.device import resolve_device
 from momentad.training import LoopConfig, TrainLoop
@@ -81,19 +80,18 @@ class SDMAEParams:
 
     def check(self) -> None:
         if self.window % self.patch:
-            raise InputError(
-                f"params.yaml: baselines.sd_mae.window={self.window} must be a multiple of patch={self.patch}"
-            )
+            raise InputError(f"params.yaml: sd_mae.window={self.window} must be a multiple of patch={self.patch}")
         if self.d_model % self.heads:
-            raise InputError(
-                f"params.yaml: baselines.sd_mae.d_model={self.d_model} must be a multiple of heads={self.heads}"
-            )
+            raise InputError(f"params.yaml: sd_mae.d_model={self.d_model} must be a multiple of heads={self.heads}")
 
 
 @register
 class SDMAEDetector(TorchDetector):
     name = "sd_mae"
     Params = SDMAEParams
+
+    def uses_labels(self) -> bool:
+        return True  # labelled training anomalies are its negatives
 
     def _windows(self, split: Split, stride: int) -> tuple[np.ndarray, np.ndarray]:
         """Full windows inside the segments, with patch labels; none when every segment is shorter."""
@@ -129,7 +127,7 @@ class SDMAEDetector(TorchDetector):
         self.device_ = resolve_device(self.device)
         self._x, self._lab = self._windows(train, p.train_stride)
         if not len(self._x):
-            raise NotRun(f"no stretch of its training rows without a time gap holds baselines.sd_mae.window="
+            raise NotRun(f"no stretch of its training rows without a time gap holds sd_mae.window="
                          f"{p.window} rows")  # fmt: skip
         self._vx, self._vlab = self._windows(val, p.window) if val is not None else (self._x[:64], self._lab[:64])
         if not len(self._vx):  # validation too short for one window: early-stop on training windows
@@ -171,7 +169,7 @@ class SDMAEDetector(TorchDetector):
     def channel_scores(self, split: Split) -> np.ndarray:
         """(timesteps, KPIs) teacher-student discrepancy per KPI of the masked last patch."""
         self.score(split)
-        return self._last_channels[1]
+        return self._channels[1]
 
     def _score_rows(self, values: np.ndarray) -> np.ndarray:
         """(n, 1 + KPIs): column 0 the score (the discrepancy's mean over KPIs), then per KPI."""

@@ -9,7 +9,7 @@ from torch import nn
 
 from momentad.config import rng
 from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
-from momentad.detectors.registry import register
+from momentad.detectors.base import register
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from torch import nn
 
 from momentad.config import rng
 from momentad.detectors.autoencoder import AutoencoderDetector, AutoencoderParams
-from momentad.detectors.registry import register
+from momentad.detectors.base import register
 from momentad.errors import InputError
 
 
@@ -22,7 +22,7 @@ class TransformerParams(AutoencoderParams):
     def check(self) -> None:
         if self.hidden % self.heads:
             raise InputError(
-                f"params.yaml: baselines.transformer_ae.hidden={self.hidden} must be a multiple of heads={self.heads}"
+                f"params.yaml: transformer_ae.hidden={self.hidden} must be a multiple of heads={self.heads}"
             )
 
 

@@ -17,8 +17,8 @@ IDENTIFIERS = {"Unnamed: 0", "Flow ID", "Source IP", "Source Port", "Destination
                "Destination Port", "Protocol", "SimillarHTTP", "Inbound"}  # fmt: skip
 
 
-def load(path, options, data_params, seed) -> RawData:
-    """Options (data.cicddos): max_rows (default all) to cap very large captures."""
+def load(path, options, data, seed) -> RawData:
+    """Options (data.cicddos): max_rows (null = all) to cap very large captures."""
     root = existing(path, "folder")
     files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
     if not files:
@@ -35,8 +35,8 @@ def load(path, options, data_params, seed) -> RawData:
     if df["Timestamp"].isna().all():
         raise InputError(f"{root}: column 'Timestamp' has no parseable times; expected e.g. 2018-12-01 10:51:39.813448")
     df = df.sort_values("Timestamp", kind="stable").reset_index(drop=True)
-    if options.get("max_rows"):
-        df = df.iloc[: int(options["max_rows"])]
+    if options.max_rows:
+        df = df.iloc[: options.max_rows]
     features = df.drop(columns=[c for c in df.columns if c in IDENTIFIERS | {"Timestamp", "Label"}])
     features = features.replace([np.inf, -np.inf], np.nan)  # Flow Bytes/s holds 'Infinity'
     frame = pd.concat([df[["Timestamp"]].rename(columns={"Timestamp": "timestamp"}), features], axis=1)

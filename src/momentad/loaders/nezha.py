@@ -131,13 +131,19 @@ def load_day(day: Path, label_minutes: int) -> tuple[pd.DataFrame, list[str], in
     return finish(frame, label=pd.Series(label), fault_type=ftype, root_cause=cause), ignored, len(faults)
 
 
-def load(path, options, data_params, seed) -> RawData:
-    """Options: label_minutes (minutes labelled anomalous from each injection)."""
+def load(path, options, data, seed) -> RawData:
+    """Options (data.nezha): label_minutes (minutes labelled anomalous from each injection).
+    ``path`` None: the TrainTicket days shipped in the repository."""
+    if not path:
+        if not SHIPPED.is_dir():
+            raise InputError(f"params.yaml: data.path is empty and the shipped copy {SHIPPED} is missing; set "
+                             "data.path to a folder of Nezha days")  # fmt: skip
+        path = SHIPPED
     root = existing(path, "folder")
     days = [root] if (root / "metric").is_dir() else sorted(d for d in root.iterdir() if (d / "metric").is_dir())
     if not days:
         raise InputError(f"{root}: no <day>/metric/ folder; point data.path at the folder that holds the Nezha days")
-    label_minutes = int(options.get("label_minutes", 5))
+    label_minutes = options.label_minutes
     frames, ignored, segments = [], [], []
     row = n_faults = 0
     for day in days:

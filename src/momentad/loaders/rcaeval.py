@@ -17,8 +17,8 @@ from momentad.loaders import RawData
 from momentad.loaders._common import existing, finish, read_csv, require_column
 
 
-def load(path, options, data_params, seed) -> RawData:
-    """Options: label_seconds (default 600), inject_time / fault_type / root_cause overrides."""
+def load(path, options, data, seed) -> RawData:
+    """Options (data.rcaeval): label_seconds, inject_time / fault_type / root_cause overrides."""
     case = existing(path, "folder")
     if case.is_file():
         case, csv = case.parent, case
@@ -32,7 +32,7 @@ def load(path, options, data_params, seed) -> RawData:
     df = read_csv(csv)
     require_column(df, "time", csv, "data.path (RCAEval metrics need a 'time' column)")
 
-    inject = options.get("inject_time")
+    inject = options.inject_time
     if inject is None:
         inject_file = case / "inject_time.txt"
         if not inject_file.exists():
@@ -41,9 +41,9 @@ def load(path, options, data_params, seed) -> RawData:
             inject = float(inject_file.read_text().strip())
         except ValueError:
             raise InputError(f"{inject_file}: expected one number (Unix seconds)") from None
-    seconds = float(options.get("label_seconds", 600))
+    seconds = options.label_seconds
 
-    fault_type, root_cause = options.get("fault_type"), options.get("root_cause")
+    fault_type, root_cause = options.fault_type, options.root_cause
     if fault_type is None or root_cause is None:
         # The case folder may be <service>_<fault>/<run>/ or <service>_<fault>/ itself.
         named = case.parent if case.name.isdigit() else case

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from momentad.loaders import RawData
-from momentad.synthetic import SyntheticConfig, generate
+from momentad.synthetic import generate
 
 
-def load(path, options, data_params, seed) -> RawData:
-    """Generate the synthetic series; data.path is ignored."""
-    cfg = SyntheticConfig.from_params(options)
-    split = data_params.get("split") or {"train": 0.7, "val": 0.15, "test": 0.15}
-    frame, description = generate(cfg, split, seed)
+def load(path, options, data, seed) -> RawData:
+    """Generate the synthetic series (options: data.synthetic); data.path is ignored. Faults are
+    placed so that every split of data.split holds every fault type."""
+    split = {"train": data.split.train, "val": data.split.val, "test": data.split.test}
+    frame, description = generate(options, split, seed)
     return RawData(frame=frame, source="synthetic", name="synthetic-trainticket", info=description)

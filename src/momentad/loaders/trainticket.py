@@ -9,14 +9,12 @@ from momentad.loaders import RawData
 from momentad.loaders._common import finish, read_csv, require_column
 
 
-def load(path, options, data_params, seed) -> RawData:
+def load(path, options, data, seed) -> RawData:
     """Options (data.trainticket): timestamp_column, label_column, fault_type_column,
     root_cause_column; a column set to null is not used."""
     path = Path(path)
-    ts_col = options.get("timestamp_column", "timestamp")
-    label_col = options.get("label_column", "label")
-    fault_col = options.get("fault_type_column", "fault_type")
-    root_col = options.get("root_cause_column", "root_cause")
+    ts_col, label_col = options.timestamp_column, options.label_column
+    fault_col, root_col = options.fault_type_column, options.root_cause_column
     df = read_csv(path)
     require_column(df, ts_col, path, "data.trainticket.timestamp_column")
     has_label = bool(label_col) and label_col in df.columns

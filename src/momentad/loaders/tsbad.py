@@ -14,7 +14,7 @@ from momentad.loaders import RawData
 from momentad.loaders._common import finish, read_csv, require_column
 
 
-def load(path, options, data_params, seed) -> RawData:
+def load(path, options, data, seed) -> RawData:
     """No options: the train length comes from the file name."""
     path = Path(path)
     df = read_csv(path)

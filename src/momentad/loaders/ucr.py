@@ -18,7 +18,7 @@ from momentad.loaders._common import existing, finish
 NAME = re.compile(r"^(?P<id>\d+)_UCR_Anomaly_(?P<name>.+)_(?P<train>\d+)_(?P<begin>\d+)_(?P<end>\d+)$")
 
 
-def load(path, options, data_params, seed) -> RawData:
+def load(path, options, data, seed) -> RawData:
     """No options: everything comes from the file name."""
     path = existing(path)
     m = NAME.match(Path(path).stem)

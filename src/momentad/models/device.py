@@ -8,32 +8,34 @@ import torch
 
 from momentad.errors import InputError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"params.yaml: model.device={name} but no CUDA device is visible; use auto or cpu")
+        raise InputError(f"params.yaml: moment.device={name} but no CUDA device is visible; use auto or cpu")
     if name != "cpu" and not name.startswith("cuda"):
-        raise InputError(f"params.yaml: model.device={name!r}; use auto, cpu or cuda[:N]")
+        raise InputError(f"params.yaml: moment.device={name!r}; use auto, cpu or cuda[:N]")
     return torch.device(name)
 
 
 def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
     """Mixed precision: bf16 on CUDA under ``auto``; full fp32 on CPU unless asked otherwise."""
-    if precision not in PRECISIONS:
-        raise InputError(f"params.yaml: model.precision={precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision == "fp16" and device.type != "cuda":
-        raise InputError("params.yaml: model.precision=fp16 needs CUDA; use fp32 or bf16 on CPU")
+        raise InputError("params.yaml: moment.precision=fp16 needs CUDA; use fp32 or bf16 on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def reset_peak(device: torch.device) -> None:
+    """Start measuring peak GPU memory afresh (nothing off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_gpu_mb(device: torch.device) -> float | None:

@@ -4,14 +4,17 @@ frozen base weights."""
 from __future__ import annotations
 
 import warnings
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from momentad.errors import InputError
 
-QUANTIZATIONS = ("none", "int8", "nf4")
-T5_LINEARS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+Quantization = Literal["none", "int8", "nf4"]
+# the linear layers of a T5 block LoRA can adapt (moment.lora.target_modules)
+LoraTarget = Literal["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
+T5_LINEARS: tuple[str, ...] = get_args(LoraTarget)
 
 
 def quantize_encoder(model: nn.Module, how: str) -> int:
@@ -20,8 +23,6 @@ def quantize_encoder(model: nn.Module, how: str) -> int:
     Returns the number of layers replaced. On CPU, int8 layers train LoRA and nf4 layers only
     run forward (nf4 training there is refused up front: ``docs/benchmarks.md``).
     """
-    if how not in QUANTIZATIONS:
-        raise InputError(f"params.yaml: model.quantization={how!r}; use one of {', '.join(QUANTIZATIONS)}")
     if how == "none":
         return 0
     try:
@@ -30,8 +31,8 @@ def quantize_encoder(model: nn.Module, how: str) -> int:
             import bitsandbytes as bnb
     except Exception as e:  # a broken native library surfaces here
         raise InputError(
-            f"params.yaml: model.quantization={how} needs bitsandbytes, which failed to load "
-            f"({type(e).__name__}); use model.quantization: none"
+            f"params.yaml: moment.quantization={how} needs bitsandbytes, which failed to load "
+            f"({type(e).__name__}); use moment.quantization: none"
         ) from None
     replaced = 0
     for parent in list(model.encoder.modules()):
@@ -61,13 +62,6 @@ def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float, target_m
     peft 0.13's ``get_peft_model`` fails on the MOMENT object itself (its config is a
     Namespace), so the adapter goes on the T5 encoder, where the attention/FFN layers live.
     """
-    bad = [m for m in target_modules if m not in T5_LINEARS]
-    if bad or not target_modules:
-        raise InputError(
-            f"params.yaml: lora.target_modules has {bad or 'nothing'}; choose from {', '.join(T5_LINEARS)}"
-        )
-    if rank < 1:
-        raise InputError(f"params.yaml: lora.rank={rank}; use an integer >= 1")
     from peft import LoraConfig, get_peft_model
 
     for p in model.parameters():
@@ -94,3 +88,23 @@ def enable_checkpointing(model: nn.Module, on: bool) -> None:
     if not getattr(model, "_momentad_grad_hook", False):
         model.patch_embedding.register_forward_hook(lambda _m, _i, out: out.requires_grad_(True))
         model._momentad_grad_hook = True
+
+
+def save_adapter(model: nn.Module, folder, base: str) -> None:
+    """peft's own adapter format (``PeftModel.from_pretrained`` loads it on MOMENT's encoder), with
+    the base checkpoint named in ``adapter_config.json``, target modules in a stable order (peft
+    keeps a set) and no empty model card."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.encoder.save_pretrained(str(folder), safe_serialization=True)
+    (folder / "README.md").unlink(missing_ok=True)  # a template of "[More Information Needed]"
+    path = folder / "adapter_config.json"
+    cfg = json.loads(path.read_text())
+    cfg["base_model_name_or_path"] = f"{base} (MOMENT's T5 encoder)"
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

@@ -1,7 +1,7 @@
-"""Loading MOMENT the real way, from one of three places (``model.checkpoint``):
+"""Loading MOMENT the real way, from one of three places (``moment.checkpoint``):
 
 - a hub id such as ``AutonLab/MOMENT-1-large`` -> ``MOMENTPipeline.from_pretrained`` (hub or
-  the local Hugging Face cache; ``model.offline: true`` never touches the network);
+  the local Hugging Face cache; ``moment.offline: true`` never touches the network);
 - a local directory holding ``config.json`` + ``model.safetensors`` (what ``save_pretrained``
   writes, e.g. a ``huggingface-cli download`` of the hub repository);
 - ``random-init:<size>`` (tiny | small | base | large): the MOMENT architecture with seeded
@@ -32,6 +32,24 @@ log = logging.getLogger(__name__)
 
 MARKER = "momentad_init.json"  # written beside random-init checkpoints
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+# The hub commit each MOMENT checkpoint is pinned to (moment.revision). The hub is out of reach
+# where this project is built, so the ids come from public projects that pin these checkpoints
+# (their Hugging Face cache snapshot folders, which are named by commit); the table is what lets
+# a revision meant for one checkpoint be refused for another.
+HUB_REVISIONS: dict[str, str] = {
+    "AutonLab/MOMENT-1-small": "411e288267f82cce86296dbe4d6c8bc533cc162f",
+    "AutonLab/MOMENT-1-base": "5e44b0ea26376a176360f87831124e018f876d96",
+    "AutonLab/MOMENT-1-large": "ca58581bc7bea2ebed4e80dc0a3e4b8b609c6ecc",
+}
+
+
+def is_hub_id(checkpoint: str) -> bool:
+    """A hub id (owner/name) rather than random-init:<size> or a local directory."""
+    if checkpoint.startswith("random-init:") or Path(checkpoint).expanduser().is_dir():
+        return False
+    return bool(HUB_ID.match(checkpoint))
+
 
 # flan-t5 encoder dimensions that MOMENT-1-small/base/large are built on; "tiny" is for tests.
 T5_SIZES: dict[str, dict] = {
@@ -136,11 +154,13 @@ def load_moment(
 ) -> tuple[torch.nn.Module, ModelInfo]:
     """Load MOMENT (reconstruction head) from ``checkpoint``; see the module docstring."""
     if not isinstance(checkpoint, str) or not checkpoint:
-        raise InputError("params.yaml: model.checkpoint is empty; use a hub id, a directory or random-init:<size>")
+        raise InputError("params.yaml: moment.checkpoint is empty; use a hub id, a directory or random-init:<size>")
     if checkpoint.startswith("random-init:"):
         size = checkpoint.split(":", 1)[1]
         if size not in T5_SIZES:
-            raise InputError(f"params.yaml: model.checkpoint={checkpoint!r}; size must be one of {', '.join(T5_SIZES)}")
+            raise InputError(
+                f"params.yaml: moment.checkpoint={checkpoint!r}; size must be one of {', '.join(T5_SIZES)}"
+            )
         directory = Path(cache_dir) / f"random-init-{size}-seed{seed}"
         if not (directory / "model.safetensors").is_file():
             log.info("writing random-init MOMENT-%s checkpoint to %s", size, directory)
@@ -151,7 +171,7 @@ def load_moment(
     path = Path(checkpoint).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise InputError(f"{path}: no config.json; point model.checkpoint at a save_pretrained directory")
+            raise InputError(f"{path}: no config.json; point moment.checkpoint at a save_pretrained directory")
         _require_safetensors(path, checkpoint)
         marker = path / MARKER
         pretrained = not (marker.is_file() and json.loads(marker.read_text()).get("pretrained") is False)
@@ -160,7 +180,7 @@ def load_moment(
 
     if not HUB_ID.match(checkpoint):
         raise InputError(
-            f"params.yaml: model.checkpoint={checkpoint!r} is neither a directory, a hub id "
+            f"params.yaml: moment.checkpoint={checkpoint!r} is neither a directory, a hub id "
             "(owner/name) nor random-init:<size>"
         )
     try:
@@ -172,10 +192,10 @@ def load_moment(
     except Exception as e:  # hub errors come as OSError, HTTP, connection or entry-not-found types
         why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise InputError(
-            f"model.checkpoint={checkpoint}: not reachable on the Hugging Face hub and not in the "
+            f"moment.checkpoint={checkpoint}: not reachable on the Hugging Face hub and not in the "
             f"local cache ({type(e).__name__}: {why}). Either download it where the hub is "
             f"reachable (`huggingface-cli download {checkpoint} --local-dir DIR`) and set "
-            "model.checkpoint to DIR, or set model.checkpoint to random-init:<size> "
+            "moment.checkpoint to DIR, or set moment.checkpoint to random-init:<size> "
             "(random weights: not foundation-model results)"
         ) from None
     snapshot = Path(config).parent
@@ -195,7 +215,7 @@ def _require_safetensors(folder: Path, checkpoint: str) -> None:
         pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
         found = f" (it has {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
         raise InputError(
-            f"model.checkpoint={checkpoint}: {folder} has no model.safetensors{found}; momentad loads "
+            f"moment.checkpoint={checkpoint}: {folder} has no model.safetensors{found}; momentad loads "
             "safetensors weights only — convert once where you trust the file, e.g. with "
             "safetensors.torch.save_file"
         )
