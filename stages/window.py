@@ -12,7 +12,7 @@ from momentad import config
 from momentad.cli import setup_logging, stage
 from momentad.errors import InputError
 from momentad.io import atomic_dir, write_json, write_parquet
-from momentad.windows import CONTEXT_LENGTH, build_index
+from momentad.windows import CONTEXT_LENGTH, build_index, resolve
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 
@@ -47,14 +47,17 @@ def main(
     materialised. Only the index is stored: the values stay in data/processed."""
     setup_logging(verbose)
     t0 = time.perf_counter()
-    cfg = config.load(params).window
-    indices = build_index(read_splits(processed), cfg)
+    asked = config.load(params).window
+    splits = read_splits(processed)
+    cfg = resolve(asked, splits["train"])
+    indices = build_index(splits, cfg)
     with atomic_dir(out) as tmp:
         for name, idx in indices.items():
             write_parquet(idx, tmp / f"{name}.parquet")
         write_json(
             tmp / "windows.json",
             {
+                "asked": {"length": asked.length, "train_stride": asked.train_stride, "eval_stride": asked.eval_stride},
                 "length": cfg.length,
                 "context_length": CONTEXT_LENGTH,
                 # MOMENT left-pads shorter windows to its context and masks the padding

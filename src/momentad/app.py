@@ -100,7 +100,7 @@ def score(
             m = compute_metrics(labels, np.asarray(scores), int(info["sliding_window"]))
             msg += (
                 f"; VUS-PR {m['vus_pr']:.4f}, AUC-PR {m['auc_pr']:.4f} with the saved model (draw 0; the stage's "
-                f"mean over draws on its test split: {info.get('test_vus_pr', float('nan')):.4f})"
+                f"mean over draws on its test split: {info.get('test_vus_pr') or float('nan'):.4f})"
             )
     typer.echo(msg)
     if top > 0:
@@ -154,7 +154,7 @@ def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> Non
         weights = (
             ("pretrained" if m.get("pretrained") else "RANDOM-INIT") if m.get("checkpoint") else m.get("source", "")
         )
-        typer.echo(f"{row:28s} {weights:22s} {info.get('test_vus_pr', float('nan')):7.3f}  "
+        typer.echo(f"{row:28s} {weights:22s} {info.get('test_vus_pr') or float('nan'):7.3f}  "
                    f"{info['threshold']['value']:.6g} ({info['threshold']['rule']})")  # fmt: skip
 
 

@@ -109,12 +109,22 @@ def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "id": r["id"], "method": r["method"], "side": side(r), "weights": weights(r), "budget": r["budget"],
             "draws": r.get("draws", 1),
             "train_windows": int(np.mean([p["train_windows"] for p in per])) if per else 0,
-            "vus_pr": t["vus_pr"], "vus_pr_std": r.get("test_std", {}).get("vus_pr", 0.0),
-            "val_vus_pr": r.get("val_vus_pr"), "vus_roc": t["vus_roc"], "auc_pr": t["auc_pr"],
-            "f1": t["f1_at_val_threshold"], "precision": t["precision_at_val_threshold"],
-            "recall": t["recall_at_val_threshold"], "uses_labels": r.get("uses_labels", False),
+            "vus_pr": t.get("vus_pr", np.nan), "vus_pr_std": r.get("test_std", {}).get("vus_pr", 0.0),
+            "val_vus_pr": r.get("val_vus_pr"), "vus_roc": t.get("vus_roc", np.nan), "auc_pr": t.get("auc_pr", np.nan),
+            "f1": t.get("f1_at_val_threshold", np.nan), "precision": t.get("precision_at_val_threshold", np.nan),
+            "recall": t.get("recall_at_val_threshold", np.nan), "false_alarm_rate": t.get("false_alarm_rate", np.nan),
+            "uses_labels": r.get("uses_labels", False),
         })  # fmt: skip
-    return pd.DataFrame(out).sort_values("vus_pr", ascending=False, kind="stable").reset_index(drop=True)
+    tab = pd.DataFrame(out)
+    if tab["vus_pr"].notna().any():
+        return tab.sort_values("vus_pr", ascending=False, kind="stable").reset_index(drop=True)
+    # no labelled anomaly in test: the fewest false alarms first
+    return tab.sort_values("false_alarm_rate", kind="stable").reset_index(drop=True)
+
+
+def labelled(tab: pd.DataFrame) -> bool:
+    """Whether the test split held labelled anomalies (VUS-PR exists), else false-alarm rates."""
+    return bool(tab["vus_pr"].notna().any())
 
 
 def best_per_method(tab: pd.DataFrame) -> list[str]:
@@ -168,12 +178,17 @@ def _paired(a: dict[int, Any], b: dict[int, Any]) -> tuple[dict[int, Any], dict[
     return {k: a[k] for k in common}, {k: b[k] for k in common}
 
 
-def _contest(frames, window, a: str, b: str, replicates: int, seed: int) -> dict[str, Any]:
-    from momentad.stats import paired_bootstrap
+def _contest(frames, window, a: str, b: str, replicates: int, seed: int, resamplers: dict) -> dict[str, Any]:
+    """Paired bootstrap of row ``a`` against row ``b`` on the test series; rows compared on the
+    same series with the same number of draws share one resampling (their replicate values are
+    computed once)."""
+    from momentad.stats import Resampler
 
     sa, sb = _paired(_draw_scores(frames[a]), _draw_scores(frames[b]))
-    labels = frames[a]["label"].to_numpy()
-    return paired_bootstrap(labels, np.stack(list(sa.values())), np.stack(list(sb.values())), window, replicates, seed)
+    k = len(sa)
+    if k not in resamplers:
+        resamplers[k] = Resampler(frames[a]["label"].to_numpy(), window, replicates, seed, k)
+    return resamplers[k].compare(np.stack(list(sa.values())), np.stack(list(sb.values())))
 
 
 def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd.DataFrame], budgets: list[int],
@@ -189,7 +204,10 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     from momentad.stats import holm, verdict
 
     by = {r["id"]: r for r in rows}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
+    resamplers: dict = {}
+    if not labelled(tab):
+        return out  # nothing to bootstrap: the report gives false-alarm rates
     for b in [*map(str, budgets), FULL]:
         fm = tab[tab["side"] == FOUNDATION]
         if b != FULL:  # at full, the foundation model's row at any budget
@@ -201,7 +219,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
         if fm["val_vus_pr"].notna().all() and base["val_vus_pr"].notna().all():
             m = fm.sort_values("val_vus_pr", ascending=False, kind="stable").iloc[0]["id"]
             best = base.sort_values("val_vus_pr", ascending=False, kind="stable").iloc[0]["id"]
-            boot = _contest(frames, window, m, best, replicates, seed)
+            boot = _contest(frames, window, m, best, replicates, seed, resamplers)
             out[b] = {"moment": m, "best_baseline": best, "chosen_by": "validation VUS-PR",
                       "moment_minus_best_baseline": round(boot["diff"], 6), "ci_low": round(boot["ci_low"], 6),
                       "ci_high": round(boot["ci_high"], 6), "p_value": round(boot["p_value"], 6),
@@ -212,7 +230,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
         m = (trained if len(trained) else fm).iloc[0]["id"] if b != FULL else (
             trained.sort_values("budget", key=lambda s: s.map(_budget_order)).iloc[-1]["id"] if len(trained)
             else fm.iloc[0]["id"])  # fmt: skip
-        contests = {o: _contest(frames, window, m, o, replicates, seed) for o in base["id"]}
+        contests = {o: _contest(frames, window, m, o, replicates, seed, resamplers) for o in base["id"]}
         adjusted = dict(zip(contests, holm([c["p_value"] for c in contests.values()]), strict=True))
         worse = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] < 0]
         better = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] > 0]
@@ -234,21 +252,26 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]]) -> dict[str, 
     fm = tab[tab["side"] == FOUNDATION]
     out: dict[str, Any] = {"answer": {b: v["verdict"] for b, v in verdict.items()},
                            "difference": {b: v["moment_minus_best_baseline"] for b, v in verdict.items()},
-                           "best": tab.iloc[0]["id"],
-                           "best_vus_pr": round(float(tab.iloc[0]["vus_pr"]), 4)}  # fmt: skip
+                           "best": tab.iloc[0]["id"]}  # fmt: skip
     if len(fm):
         out["pretrained"] = bool((fm["weights"] == "pretrained").all())
-    out["vus_pr"] = {m: round(float(g["vus_pr"].max()), 4) for m, g in tab.groupby("method", sort=False)}
+    if labelled(tab):
+        out["best_vus_pr"] = round(float(tab.iloc[0]["vus_pr"]), 4)
+        out["vus_pr"] = {m: round(float(g["vus_pr"].max()), 4) for m, g in tab.groupby("method", sort=False)}
+    else:
+        out["false_alarm_rate"] = {m: round(float(g["false_alarm_rate"].min()), 4)
+                                   for m, g in tab.groupby("method", sort=False)}  # fmt: skip
     return out
 
 
 def details(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]], root_cause: list[dict[str, Any]]) -> dict:
     """reports/compare.json: every row's VUS-PR by budget, every verdict with its interval and
     root-cause accuracy (outside `dvc exp show`, in git)."""
+    key = "vus_pr" if labelled(tab) else "false_alarm_rate"
     vp: dict[str, dict[str, float]] = {}
     for r in tab.itertuples():
-        vp.setdefault(r.method, {})[r.budget] = round(float(r.vus_pr), 6)
-    return {"vus_pr": vp, "verdict": verdict,
+        vp.setdefault(r.method, {})[r.budget] = round(float(getattr(r, key)), 6)
+    return {key: vp, "verdict": verdict,
             "root_cause": {r["method"]: {"ac1": r["ac1"], "ac3": r["ac3"]} for r in root_cause}}  # fmt: skip
 
 
@@ -256,6 +279,8 @@ def pr_curves(frames: dict[str, pd.DataFrame], order: list[str], points: int = 4
     """Test precision-recall curves per row, thinned to about ``points`` points."""
     curves = {}
     for m in order:
+        if not frames[m]["label"].any():
+            continue
         p, r, _ = precision_recall_curve(frames[m]["label"], frames[m]["score"])
         step = max(1, len(p) // points)
         curves[m] = (p[::step], r[::step])
@@ -298,3 +323,60 @@ def root_cause_rows(rows: list[dict[str, Any]], order: list[str], baro: dict[str
     if baro:
         out.append({"method": "baro (reference)", "weights": "statistics, no training", **baro})
     return out
+
+
+def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
+    """The whole `compare` stage on one project folder: report, headline and details JSON, and
+    (``plots``) the PNGs and plot data. Returns the headline summary with the verdicts."""
+    from momentad.io import atomic_file, write_json
+    from momentad.report import render_report
+
+    rows, not_run = read_rows(layout, cfg.methods)
+    frames = read_all_scores(layout, rows)
+    tab = table(rows)
+    best = best_per_method(tab)
+    recall = fault_recall_table(rows, best)
+    verdict = verdicts(tab, rows, frames, cfg.budget.sizes, seed=cfg.seed, replicates=cfg.compare.bootstrap)
+    rca = root_cause_rows(rows, best, baro_reference(layout.processed))
+    if plots:
+        draw_plots(layout, tab, rows, frames, recall, rca, learning_curve(tab, cfg.budget.sizes), best)
+    summ = summary(tab, verdict)
+    with atomic_file(layout.compare_metrics) as tmp:
+        write_json(tmp, summ)
+    with atomic_file(layout.compare_details) as tmp:
+        write_json(tmp, details(tab, verdict, rca))
+    with atomic_file(layout.report) as tmp:
+        tmp.write_text(render_report(tab, recall, rows, verdict, not_run, rca))
+    return {**summ, "rows": len(tab), "not_run": len(not_run), "verdict": verdict,
+            "weights": "random-init" if (tab["weights"] == "random-init").any() else "pretrained"}  # fmt: skip
+
+
+def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, best) -> None:
+    """plots/compare/: the learning curve (CSV + PNG), PR curves, recall heatmap, timeline and
+    root-cause ranks."""
+    from momentad.io import atomic_file
+    from momentad.plots import heatmap_png, learning_curve_png, pr_curves_png, root_cause_rank_png, timeline_png
+
+    out = layout.compare_plots
+    with atomic_file(out / "learning_curve.csv") as tmp:
+        curve.round(6).to_csv(tmp, index=False)
+    learning_curve_png(curve, out / "learning_curve.png")
+    heatmap_png(recall, out / "fault_type_recall.png",
+                "Share of test fault events detected at the validation threshold (each method's best row)")  # fmt: skip
+    pr_curves_png(pr_curves(frames, best), out / "pr_curves.png")
+    by = {r["id"]: r for r in rows}
+    series = {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in timeline_rows(tab)}
+    timeline_png(frames[tab.iloc[0]["id"]], series, out / "timeline.png",
+                 "Test period: best row and MOMENT, first draw (dashed: validation threshold)")  # fmt: skip
+    if rca:
+        ranks = {r["method"]: [e["rank"] for e in r["events_ranked"]] for r in rca}
+        types = [e["fault_type"] for e in rca[0]["events_ranked"]]
+        root_cause_rank_png(
+            ranks,
+            types,
+            out / "root_cause_rank.png",
+            "Rank of the true root-cause service per "
+            "test fault event (first draw of each method's best row; BARO = statistical reference)",
+        )
+    else:  # the stage declares the plot: say why it is empty
+        root_cause_rank_png({}, [], out / "root_cause_rank.png", "No test fault event names its root cause")

@@ -322,18 +322,22 @@ CONTEXT_LENGTH = 512  # MOMENT's input length; windows are at most this long
 
 @dataclass(frozen=True)
 class WindowParams:
-    length: int = rng(ge=2, le=CONTEXT_LENGTH)
-    train_stride: int = rng(ge=1)
+    """``auto`` lengths follow the series (:func:`momentad.windows.resolve`): the window stage
+    records the resolved values in windows.json and every later stage reads them there."""
+
+    length: int | Literal["auto"] = rng(ge=2, le=CONTEXT_LENGTH)
+    train_stride: int | Literal["auto"] = rng(ge=1)
     eval_stride: int | None = rng(ge=1)  # null: window.length (follows it when it is lowered)
 
     def check(self) -> None:
+        if self.length == "auto":
+            return  # strides are checked once the length is known
         if self.eval_stride is None:
             object.__setattr__(self, "eval_stride", self.length)  # resolved once, before any use
         for key in ("train_stride", "eval_stride"):
-            if getattr(self, key) > self.length:
-                raise _fail(
-                    f"window.{key}", f"={getattr(self, key)} is out of range; use a value in [1, {self.length}]"
-                )
+            value = getattr(self, key)
+            if value != "auto" and value > self.length:
+                raise _fail(f"window.{key}", f"={value} is out of range; use a value in [1, {self.length}]")
 
 
 @dataclass(frozen=True)

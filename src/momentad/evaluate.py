@@ -12,7 +12,7 @@ import pandas as pd
 
 from momentad.config import EvaluateParams
 from momentad.data import Split
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.metrics import (
     at_threshold,
     compute_metrics,
@@ -57,10 +57,17 @@ def evaluate(val: Split, val_scores: np.ndarray, test: Split, test_scores: np.nd
                     "using percentile (%s) instead", cfg.percentile)  # fmt: skip
     threshold = select_threshold(val.labels, val_scores, rule, cfg.percentile, cfg.k, cfg.iqr_factor)
     if np.ptp(test_scores) == 0:
-        raise InputError(
-            "the detector gave the same score to every test timestep (constant test series?); "
-            "metrics would be meaningless"
-        )
+        raise NotRun("it gave the same score to every test timestep (a constant test series?), so no metric "
+                     "means anything")  # fmt: skip
+    if test.labels.sum() == 0:
+        # a series without labelled anomalies (kept on purpose in some benchmarks): all a detector
+        # can be judged on is how much it flags at the threshold validation gave it
+        flagged = np.asarray(test_scores) >= threshold
+        return {
+            "test": {"false_alarm_rate": round(float(flagged.mean()), 6)},
+            "threshold": {"rule": rule, "value": float(threshold), "chosen_on": "val", **chosen},
+            "sliding_window": window, "fault_type_recall": {}, "fault_type_events": {}, "detection_delay": None,
+        }  # fmt: skip
     test_metrics = compute_metrics(test.labels, test_scores, window)
     per_type = fault_type_recall(test.labels, test.frame["fault_type"], test_scores, threshold)
     delay = detection_delays(test.labels, test_scores, threshold, test.frame["timestamp"])

@@ -16,12 +16,13 @@ from momentad.windows import CONTEXT_LENGTH, materialize
 
 
 def sequences(split: Split, rows: np.ndarray, channels_per_window: int, seed: int, draw: int,
-              channel_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+              channel_weights: np.ndarray | None = None,
+              context: int = CONTEXT_LENGTH) -> dict[str, np.ndarray]:  # fmt: skip
     """Univariate training sequences: per window, ``channels_per_window`` channels drawn once.
 
-    Returns x (n, 1, 512), input mask (n, 512), per-step labels (n, 512)."""
+    Returns x (n, 1, context), input mask (n, context), per-step labels (n, context)."""
     index = split.index.iloc[rows]
-    x, mask = materialize(split.values, index)
+    x, mask = materialize(split.values, index, context)
     w, c, _ = x.shape
     k = min(channels_per_window, c)
     rng = np.random.default_rng([seed, draw, 7])
@@ -32,12 +33,12 @@ def sequences(split: Split, rows: np.ndarray, channels_per_window: int, seed: in
             p = channel_weights[i] / channel_weights[i].sum()
         picks.append(rng.choice(c, size=k, replace=False, p=p))
     picks = np.asarray(picks)
-    labels = np.zeros((w, CONTEXT_LENGTH), dtype=np.float32)
+    labels = np.zeros((w, context), dtype=np.float32)
     lab = split.labels
     for i, (s, e) in enumerate(zip(index["start"].to_numpy(), index["stop"].to_numpy(), strict=True)):
-        labels[i, CONTEXT_LENGTH - (e - s) :] = lab[s:e]
+        labels[i, context - (e - s) :] = lab[s:e]
     return {
-        "x": np.ascontiguousarray(x[np.arange(w)[:, None], picks].reshape(w * k, 1, CONTEXT_LENGTH)),
+        "x": np.ascontiguousarray(x[np.arange(w)[:, None], picks].reshape(w * k, 1, context)),
         "mask": np.repeat(mask, k, axis=0),
         "labels": np.repeat(labels, k, axis=0),
     }
@@ -56,7 +57,9 @@ def fault_channel_weights(split: Split, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def patch_mask(b: int, ratio: float, gen: torch.Generator, patch_len: int) -> torch.Tensor:
-    """(b, 512) MOMENT mask: 1 = visible, 0 = masked, whole patches at a time."""
-    keep = torch.rand(b, CONTEXT_LENGTH // patch_len, generator=gen) >= ratio
+def patch_mask(
+    b: int, ratio: float, gen: torch.Generator, patch_len: int, context: int = CONTEXT_LENGTH
+) -> torch.Tensor:
+    """(b, context) MOMENT mask: 1 = visible, 0 = masked, whole patches at a time."""
+    keep = torch.rand(b, context // patch_len, generator=gen) >= ratio
     return keep.repeat_interleave(patch_len, dim=1).long()

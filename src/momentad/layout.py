@@ -50,9 +50,13 @@ def parse_row(row: str) -> Row:
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one project folder (``root``: the repository, or one dataset of a study)."""
+    """Paths of one project folder (``root``: the repository, or one dataset of a study);
+    checkpoints for resuming and timing logs go under ``cache_root`` / ``logs_root`` (default:
+    ``root/.cache`` and ``root/logs``), never into DVC outputs."""
 
     root: Path = Path(".")
+    cache_root: Path | None = None
+    logs_root: Path | None = None
 
     @property
     def processed(self) -> Path:
@@ -84,11 +88,11 @@ class Layout:
     def timings(self, method: str) -> Path:
         """Wall times of a method's last run: a log, outside git and DVC outputs, so a re-run with
         identical results changes no tracked file."""
-        return self.root / "logs" / "timings" / f"{method}.json"
+        return (self.logs_root or self.root / "logs") / "timings" / f"{method}.json"
 
     def state_dir(self, method: str, budget: int | str, key: str) -> Path:
         """Per-epoch checkpoints for resuming (outside DVC outputs; removed when a run ends)."""
-        return self.root / ".cache" / "train" / f"{method}_{budget}" / key
+        return (self.cache_root or self.root / ".cache") / "train" / f"{method}_{budget}" / key
 
     @property
     def compare_metrics(self) -> Path:

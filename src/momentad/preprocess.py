@@ -259,6 +259,26 @@ def transform(raw: RawData, schema: dict[str, Any]) -> pd.DataFrame:
                       pd.Series(segment, name="segment")], axis=1)  # fmt: skip
 
 
+def drop_repeated_rows(raw: RawData) -> tuple[RawData, int]:
+    """Rows identical to the one before them in every column (an exporter writing a sample
+    twice) carry nothing new: drop them and count them. A repeated time with other values is
+    still an error (which one is right cannot be known)."""
+    frame = raw.frame
+    if not raw.unique_timestamps or len(frame) < 2:
+        return raw, 0
+    same = frame.astype("string").fillna("<NA>")
+    repeat = (same == same.shift()).all(axis=1).to_numpy()
+    repeat[0] = False
+    if not repeat.any():
+        return raw, 0
+    import dataclasses
+
+    keep = ~repeat
+    train_end = None if raw.train_end is None else int(keep[: raw.train_end].sum())
+    log.info("%s: %d rows repeat the row before them; dropped", raw.origin, int(repeat.sum()))
+    return dataclasses.replace(raw, frame=frame[keep].reset_index(drop=True), train_end=train_end), int(repeat.sum())
+
+
 def _drop_empty_runs(raw: RawData, feats: pd.DataFrame, limit: int) -> tuple[RawData, pd.DataFrame, dict[str, int]]:
     """Rows with no KPI value at all, in runs longer than ``limit``, are missing data, not data:
     drop them, so the time gap they leave separates segments."""
@@ -283,6 +303,7 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
     ``protocol="tsbad"`` no channel is dropped (TSB-AD's detectors see every channel)."""
     scaler, limit = data.scaler, data.ffill_limit
 
+    raw, repeated = drop_repeated_rows(raw)
     feats = _features(raw)
     raw, feats, dropped_rows = _drop_empty_runs(raw, feats, limit)
     ts = _timestamps(raw)
@@ -352,8 +373,8 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
             "segments": int(df["segment"].nunique()),
             "fault_types": fc,
         }
-        if df["label"].sum() == 0:
-            log.warning("%s split has no labelled anomalies: metrics on it will be undefined", k)
+        if df["label"].sum() == 0 and k == "test":
+            log.warning("the test split has no labelled anomaly: methods are judged by their false-alarm rate")
 
     schema = {
         "source": raw.source,
@@ -387,6 +408,7 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
             "gaps_left_after_ffill": int(gaps.sum()),
             "gaps_by_column": {c: int(v) for c, v in gaps.items() if v},
             "rows_without_any_kpi_dropped": dropped_rows["rows"],
+            "repeated_rows_dropped": repeated,
             "labelled_rows_dropped": dropped_rows["labelled_rows"],
         },
     }

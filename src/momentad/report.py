@@ -73,6 +73,15 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, rows: list[dict[str, 
         f"Data: `{data.get('source', '?')}` ({data.get('name', '')})"
         + (" — **synthetic** TrainTicket-like telemetry" if data.get("synthetic") else ""),
         "",
+    ]
+    if not tab["vus_pr"].notna().any():
+        lines += ["**The test split holds no labelled anomaly**: no VUS-PR exists. Rows are ranked by their "
+                  "false-alarm rate, the share of test steps flagged at the threshold validation gave them.", "",
+                  "| # | row | weights | budget | false-alarm rate |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [f"| {i} | {r.id} | {r.weights} | {r.budget} | {r.false_alarm_rate:.4f} |"
+                  for i, r in enumerate(tab.itertuples(), 1)]  # fmt: skip
+        return "\n".join(lines + [""])
+    lines += [
         "Ranked by mean **VUS-PR** on the test split over draws (± standard deviation; threshold-free, the "
         "headline); validation VUS-PR is what verdicts pick rows by. F1 / precision / recall use the threshold "
         "chosen on the validation split. Oracle-threshold scores are in `reports/methods/<method>.json`; PA-F1 "

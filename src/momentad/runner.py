@@ -104,12 +104,17 @@ def fit_and_score(method: str, budget: int | str, cfg: Params, splits: dict[str,
         t1 = time.perf_counter()
         test_scores = det.score(splits["test"])
         score_s = time.perf_counter() - t1
-        result = evaluate(splits["val"], val_scores, splits["test"], test_scores, cfg.evaluate, window)
+        try:
+            result = evaluate(splits["val"], val_scores, splits["test"], test_scores, cfg.evaluate, window)
+        except NotRun as e:
+            log.info("%s at %s draw %d: no result (%s)", method, budget, draw, e)
+            skipped.append({"draw": draw, "reason": str(e)})
+            continue
         result["val_vus_pr"] = validation_vus_pr(splits["val"], val_scores, window)
         t2 = time.perf_counter()
         rca = root_causes(det, splits["test"]) if not out else None  # the first draw's ranking is reported
         rca_s = time.perf_counter() - t2
-        log.info("%s at %s draw %d: VUS-PR %.4f", method, budget, draw, result["test"]["vus_pr"])
+        log.info("%s at %s draw %d: %s", method, budget, draw, result["test"])
         out.append({"draw": draw, "detector": det, "val_scores": val_scores, "test_scores": test_scores,
                     "result": result, "fit_s": fit_s, "score_s": score_s, "peak_gpu_mb": _peak_gpu_mb(det),
                     "rca": rca, "rca_s": rca_s,
@@ -129,18 +134,26 @@ def root_causes(det: Detector, test: Split) -> dict[str, Any]:
     return {"status": "ok", **localise(events, method_scores(det, test, events), test.features)}
 
 
-def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], layout: Layout) -> None:
-    """The window index must be the one these params and this processed data give."""
+def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], layout: Layout) -> Params:
+    """The window index must be the one these params and this processed data give; returns the
+    params with ``auto`` window settings replaced by the values the window stage resolved."""
     w = cfg.window
-    want = {"length": w.length, "train": w.train_stride, "val": w.eval_stride, "test": w.eval_stride}
-    got = {"length": meta.get("length"), **meta.get("strides", {})}
-    if any(got.get(k) != v for k, v in want.items()):
+    asked = meta.get("asked", {"length": meta.get("length"), "train_stride": meta.get("strides", {}).get("train"),
+                               "eval_stride": meta.get("strides", {}).get("val")})  # fmt: skip
+    mine = {"length": w.length, "train_stride": w.train_stride,
+            "eval_stride": None if w.length == "auto" else w.eval_stride}  # fmt: skip
+    if asked.get("length") != "auto":
+        asked = {**asked, "eval_stride": asked.get("eval_stride") or asked.get("length")}
+    if any(asked.get(k) != v for k, v in mine.items() if not (k == "eval_stride" and v is None)):
         raise InputError(f"{layout.windows / 'windows.json'}: built with other window params than params.yaml "
-                         f"({got} vs {want}); run `dvc repro window`")  # fmt: skip
+                         f"({asked} vs {mine}); run `dvc repro window`")  # fmt: skip
+    strides = meta.get("strides", {})
+    resolved = dataclasses.replace(w, length=meta["length"], train_stride=strides["train"], eval_stride=strides["val"])
     for name, s in splits.items():
         if len(s.index) and int(s.index["stop"].max()) != len(s):
             raise InputError(f"{layout.windows / (name + '.parquet')}: stale (it indexes rows the processed {name} "
                              "split does not have); run `dvc repro window`")  # fmt: skip
+    return dataclasses.replace(cfg, window=resolved)
 
 
 def for_protocol(splits: dict[str, Split], cfg: Params) -> dict[str, Split]:
@@ -169,14 +182,16 @@ def deterministic(threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = False) -> dict[str, Any]:
-    """Run ``method`` at every budget it can and write its outputs; returns the detail document."""
+def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = False,
+        save_models: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Run ``method`` at every budget it can and write its outputs (the trained models only with
+    ``save_models``: a study keeps scores and details); returns the detail document."""
     cls = detector_class(method)  # an unknown name fails here
     if method not in cfg.methods:
         raise InputError(f"method {method!r} is not in params.yaml's methods ({', '.join(cfg.methods)}); add it there")
     deterministic(cfg.threads)
     splits, schema, meta = load_splits(layout.processed, layout.windows)
-    check_windows(cfg, splits, meta, layout)
+    cfg = check_windows(cfg, splits, meta, layout)
     splits = for_protocol(splits, cfg)
     data_key = _run_key({"schema": schema, "windows": meta})
     # the VUS buffer: the train split's period, or the whole series' under protocol tsbad (TSB-AD)
@@ -191,7 +206,8 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
         "budgets": {},
     }
     timings: dict[str, Any] = {}
-    with atomic_dir(layout.models_dir(method)) as models, atomic_dir(layout.scores_dir(method)) as scores:
+    models_target = layout.models_dir(method) if save_models else None
+    with _staging(models_target) as models, atomic_dir(layout.scores_dir(method)) as scores:
         for budget in cls.budgets(cfg.budget.sizes):
             draws, skipped = fit_and_score(method, budget, cfg, splits, layout, data_key, window, progress)
             if not draws:
@@ -204,8 +220,9 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
             doc.setdefault("model", entry["model"])
             doc["uses_labels"] = draws[0]["detector"].uses_labels()
             timings[str(budget)] = entry.pop("runtime")
-            save_budget(method, budget, doc, draws, splits, schema, Path(models) / str(budget), Path(scores))
-        write_json(Path(models) / "index.json", {"method": method, "budgets": _statuses(doc)})
+            save_budget(method, budget, doc, draws, splits, schema, models and Path(models) / str(budget), Path(scores))
+        if models:
+            write_json(Path(models) / "index.json", {"method": method, "budgets": _statuses(doc)})
         write_json(Path(scores) / "index.json", {"method": method, "budgets": _statuses(doc)})
     doc.setdefault("model", {})
     with atomic_file(layout.details(method)) as tmp:
@@ -213,6 +230,13 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
     with atomic_file(layout.timings(method)) as tmp:
         write_json(tmp, {"method": method, "budgets": timings, "peak_rss_mb": peak_rss_mb()})
     return doc
+
+
+def _staging(target: Path | None):
+    """An atomic output folder, or nothing to write (None)."""
+    import contextlib
+
+    return atomic_dir(target) if target is not None else contextlib.nullcontext(None)
 
 
 def _statuses(doc: dict[str, Any]) -> dict[str, str]:
@@ -240,7 +264,11 @@ def summarise(draws: list[dict[str, Any]], splits: dict[str, Split]) -> dict[str
                 "draw": d["draw"],
                 "train_rows": d["train_rows"],
                 "train_windows": d["train_windows"],
-                **{k: d["result"]["test"][k] for k in ("vus_pr", "auc_pr", "f1_at_val_threshold")},
+                **{
+                    k: d["result"]["test"][k]
+                    for k in ("vus_pr", "auc_pr", "f1_at_val_threshold", "false_alarm_rate")
+                    if k in d["result"]["test"]
+                },
                 "val_vus_pr": d["result"]["val_vus_pr"],
             }
             for d in draws
@@ -267,23 +295,25 @@ def summarise(draws: list[dict[str, Any]], splits: dict[str, Split]) -> dict[str
 
 
 def save_budget(method: str, budget: int | str, doc: dict[str, Any], draws: list[dict[str, Any]],
-                splits: dict[str, Split], schema: dict[str, Any], model_dir: Path,
+                splits: dict[str, Split], schema: dict[str, Any], model_dir: Path | None,
                 scores_dir: Path) -> None:  # fmt: skip
-    """The first draw's model (with what `momentad score` needs to reuse it) and every draw's
-    val/test scores of one budget, into the stage's staging folders."""
+    """The first draw's model (with what `momentad score` needs to reuse it; none without
+    ``model_dir``) and every draw's val/test scores of one budget, into the staging folders."""
     entry = doc["budgets"][str(budget)]
-    det: Detector = draws[0]["detector"]
-    det.save(model_dir)
-    write_json(model_dir / "run.json", {
-        "method": method, "budget": budget, "threshold": entry["threshold"], "sliding_window": entry["sliding_window"],
-        "features": schema["features"], "scaler": schema["scaler"], "ffill_limit": schema["quality"]["ffill_limit"],
-        "model": entry["model"], "test_vus_pr": entry["test"]["vus_pr"],
-        "draw_0_test_vus_pr": draws[0]["result"]["test"]["vus_pr"]})  # fmt: skip
     for split in ("test", "val"):
         frame = scores_frame(splits[split], draws[0][f"{split}_scores"])
         for d in draws:
             frame[f"score_{d['draw']}"] = np.asarray(d[f"{split}_scores"], dtype=np.float64)
         frame.to_parquet(scores_dir / f"{budget}{'' if split == 'test' else '.' + split}.parquet", index=False)
+    if model_dir is None:
+        return
+    det: Detector = draws[0]["detector"]
+    det.save(model_dir)
+    write_json(model_dir / "run.json", {
+        "method": method, "budget": budget, "threshold": entry["threshold"], "sliding_window": entry["sliding_window"],
+        "features": schema["features"], "scaler": schema["scaler"], "ffill_limit": schema["quality"]["ffill_limit"],
+        "model": entry["model"], "test_vus_pr": entry["test"].get("vus_pr"),
+        "draw_0_test_vus_pr": draws[0]["result"]["test"].get("vus_pr")})  # fmt: skip
 
 
 def echo_summary(doc: dict[str, Any]) -> str:
@@ -296,6 +326,9 @@ def echo_summary(doc: dict[str, Any]) -> str:
     for b, e in doc["budgets"].items():
         if e.get("status", "ok") != "ok":
             parts.append(f"{b}: not run")
+            continue
+        if "vus_pr" not in e["test"]:
+            parts.append(f"{b}: {e['test']['false_alarm_rate']:.1%} of steps flagged")
             continue
         spread = f"±{e['test_std']['vus_pr']:.3f}" if e["draws"] > 1 else ""
         parts.append(f"{b}: {e['test']['vus_pr']:.3f}{spread}")

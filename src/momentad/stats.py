@@ -11,7 +11,12 @@
 - VUS-PR is a sum of per-threshold counts, so each block's counts are computed once
   (:class:`BlockVUS`) and a replicate is a weighted sum of them: thousands of replicates cost
   seconds. The 250 thresholds are the full test series' (a replicate does not re-derive them);
-  with every block once the result equals :func:`momentad.metrics.vus` exactly.
+  with every block once the result equals :func:`momentad.metrics.vus` exactly. Replicates
+  average VUS over at most ``REPLICATE_WIDTHS`` buffer widths evenly spread over 0..window
+  (VUS-PR is smooth in the width; the point estimates use every width).
+- :class:`Resampler`: one set of resampled blocks and draws per test series, shared by every
+  comparison on it, so each row's replicate values are computed once (Holm's comparison of one
+  row with every other is then a subtraction per pair).
 - :func:`paired_draws_diff`: when both methods ran several draws, a t interval on the per-draw
   differences. :func:`wilson`: the 95% interval of a detection share (k of n events).
 """
@@ -41,7 +46,8 @@ class BlockVUS:
     """Per-block counts of one score vector's VUS-PR, so that VUS-PR of any multiset of blocks
     (a bootstrap replicate) is a matrix product away (the same arithmetic as metrics.vus)."""
 
-    def __init__(self, labels: np.ndarray, scores: np.ndarray, window: int, blocks: list[tuple[int, int]]):
+    def __init__(self, labels: np.ndarray, scores: np.ndarray, window: int, blocks: list[tuple[int, int]],
+                 widths: list[int] | None = None):  # fmt: skip
         labels = np.asarray(labels).astype(np.int64)
         scores = np.asarray(scores, dtype=np.float64)
         n, T = labels.size, _VUS_THRESHOLDS
@@ -61,14 +67,14 @@ class BlockVUS:
         self.N = cum(everything)
         self.A = cum(everything[anomalous])
         s0, e0 = segments(labels)
-        widths = range(window + 1)
+        widths = list(range(window + 1)) if widths is None else list(widths)
         self.B = np.zeros((nb, len(widths), T))
         self.E = np.zeros((nb, len(widths), T))
         self.S = np.zeros((nb, len(widths)))
         # every count belongs to the block of the event it comes from: a replicate that leaves an
         # event out leaves out its buffer and its existence term too
         ev_blk = blk[s0]
-        for w in widths:
+        for j, w in enumerate(widths):
             h = w // 2
             if h:
                 d = np.arange(1, h + 1)
@@ -84,7 +90,7 @@ class BlockVUS:
                 for pos, r, own in pieces:  # each position's capped weight, shared by the events near it
                     share = r / soft[pos] * final[pos]
                     c = np.bincount(own * (T + 1) + rank[pos], weights=share, minlength=nb * (T + 1))
-                    self.B[:, w] += np.cumsum(c.reshape(nb, T + 1)[:, :T], axis=1)
+                    self.B[:, j] += np.cumsum(c.reshape(nb, T + 1)[:, :T], axis=1)
             ls, le = np.maximum(s0 - h, 0), np.minimum(e0 + h, n - 1)
             first = np.concatenate([[True], le[:-1] < ls[1:]])
             ms = ls[first]
@@ -94,29 +100,100 @@ class BlockVUS:
             mins = np.minimum.reduceat(np.append(rank, rank.max()), bounds)[0::2]
             seg_blk = ev_blk[first]
             c = np.bincount(seg_blk * (T + 1) + mins, minlength=nb * (T + 1)).reshape(nb, T + 1)
-            self.E[:, w] = np.cumsum(c[:, :T], axis=1)
-            self.S[:, w] = np.bincount(seg_blk, minlength=nb)
+            self.E[:, j] = np.cumsum(c[:, :T], axis=1)
+            self.S[:, j] = np.bincount(seg_blk, minlength=nb)
 
     def vus_pr(self, weights: np.ndarray) -> np.ndarray:
         """VUS-PR for each row of ``weights`` (replicates x blocks: how often each block is
         drawn); NaN where a replicate holds no anomaly."""
         C = np.atleast_2d(weights).astype(np.float64)
-        P = C @ self.P
-        N = C @ self.N
+        out = np.zeros(len(C))
+        for a in range(0, len(C), 512):  # bounded memory
+            out[a : a + 512] = self._vus_pr(C[a : a + 512])
+        return out
+
+    def _vus_pr(self, C: np.ndarray) -> np.ndarray:
+        P = (C @ self.P)[:, None]
         A = C @ self.A
+        N = C @ self.N
+        # a replicate without the top-scored rows predicts nothing at the first thresholds
+        inv_n = np.divide(1.0, N, out=np.zeros_like(N), where=N > 0)
         out = np.zeros(len(C))
         with np.errstate(invalid="ignore", divide="ignore"):
             for w in range(self.B.shape[1]):
                 B = C @ self.B[:, w]
-                E = (C @ self.E[:, w]) / (C @ self.S[:, w])[:, None]
                 tp = A + B
-                tpr = np.minimum(tp / (P[:, None] + B / 2), 1) * E
-                step = np.diff(np.concatenate([np.zeros((len(C), 1)), tpr], axis=1), axis=1)
-                # a replicate without the top-scored rows predicts nothing at the first thresholds
-                out += (step * np.where(N > 0, tp / np.maximum(N, 1), 0.0)).sum(axis=1)
+                tpr = np.minimum(tp / (P + 0.5 * B), 1.0)
+                tpr *= (C @ self.E[:, w]) / (C @ self.S[:, w])[:, None]
+                prec = tp * inv_n
+                # sum over thresholds of (tpr_t - tpr_{t-1}) * precision_t, tpr_{-1} = 0
+                out += np.einsum("rt,rt->r", tpr, prec) - np.einsum("rt,rt->r", tpr[:, :-1], prec[:, 1:])
         out /= self.B.shape[1]
-        out[P == 0] = np.nan
+        out[P[:, 0] == 0] = np.nan
         return out
+
+
+REPLICATE_WIDTHS = 33
+
+
+def replicate_widths(window: int) -> list[int]:
+    """The buffer widths a replicate's VUS-PR averages: all of 0..window when few, else
+    ``REPLICATE_WIDTHS`` evenly spread (the ends included)."""
+    if window + 1 <= REPLICATE_WIDTHS:
+        return list(range(window + 1))
+    return sorted({int(round(x)) for x in np.linspace(0, window, REPLICATE_WIDTHS)})
+
+
+class Resampler:
+    """One bootstrap of a test series: ``replicates`` multisets of its event blocks and of
+    ``draws`` draw indices (seeded), shared by every row compared on that series."""
+
+    def __init__(self, labels: np.ndarray, window: int, replicates: int, seed: int, draws: int):
+        self.labels = np.asarray(labels).astype(np.int8)
+        self.window, self.draws = window, draws
+        self.blocks = event_blocks(self.labels)
+        nb = len(self.blocks)
+        rng = np.random.default_rng(seed)
+        picks = rng.integers(0, nb, (replicates, nb))
+        self.draw_picks = rng.integers(0, draws, (replicates, draws))
+        counts = np.bincount((picks + nb * np.arange(replicates)[:, None]).ravel(), minlength=replicates * nb)
+        self.weights = counts.reshape(replicates, nb)
+        self.widths = replicate_widths(window)
+        self._cache: dict[int, np.ndarray] = {}
+        self._exact: dict[int, float] = {}
+
+    def exact(self, scores: np.ndarray) -> float:
+        """The VUS-PR of one score vector on the series itself, every width (cached)."""
+        key = hash(np.asarray(scores, dtype=np.float64).tobytes())
+        if key not in self._exact:
+            self._exact[key] = vus(self.labels, scores, self.window)[1]
+        return self._exact[key]
+
+    def values(self, scores: np.ndarray) -> np.ndarray:
+        """(replicates,) VUS-PR of one score vector on every resampled series (cached)."""
+        key = hash(np.asarray(scores, dtype=np.float64).tobytes())
+        if key not in self._cache:
+            bv = BlockVUS(self.labels, scores, self.window, self.blocks, self.widths)
+            self._cache[key] = bv.vus_pr(self.weights)
+        return self._cache[key]
+
+    def compare(self, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        """Mean over paired draws of VUS-PR(a) - VUS-PR(b) with a 95% interval and a two-sided
+        p-value; ``a``, ``b``: (draws, timesteps), rows paired."""
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        k = a.shape[0]
+        if k != self.draws:
+            raise ValueError(f"{k} draws; this resampler pairs {self.draws}")
+        point = float(np.mean([self.exact(a[i]) - self.exact(b[i]) for i in range(k)]))
+        per_draw = np.stack([self.values(a[i]) - self.values(b[i]) for i in range(k)])
+        replicates = len(self.weights)
+        diffs = per_draw[self.draw_picks, np.arange(replicates)[:, None]].mean(axis=1)
+        diffs = diffs[np.isfinite(diffs)]
+        lo, hi = np.percentile(diffs, [2.5, 97.5])
+        p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
+        return {"diff": point, "ci_low": float(lo), "ci_high": float(hi), "p_value": p, "replicates": int(len(diffs)),
+                "blocks": len(self.blocks), "draws": k,
+                "method": f"paired bootstrap over test events and draws ({len(diffs)} replicates)"}  # fmt: skip
 
 
 def paired_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, window: int,
@@ -124,27 +201,8 @@ def paired_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndar
     """Mean over paired draws of VUS-PR(a) - VUS-PR(b), with a 95% interval and a two-sided
     p-value from resampling test-event blocks and draws together. ``scores_*``: (draws,
     timesteps), rows paired (a single-draw side is repeated by the caller)."""
-    labels = np.asarray(labels).astype(np.int8)
-    a, b = np.atleast_2d(scores_a), np.atleast_2d(scores_b)
-    k = a.shape[0]
-    point = float(np.mean([vus(labels, a[i], window)[1] - vus(labels, b[i], window)[1] for i in range(k)]))
-    blocks = event_blocks(labels)
-    nb = len(blocks)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, nb, (replicates, nb))
-    draws = rng.integers(0, k, (replicates, k))
-    counts = np.bincount((picks + nb * np.arange(replicates)[:, None]).ravel(), minlength=replicates * nb)
-    C = counts.reshape(replicates, nb)
-    per_draw = np.stack([BlockVUS(labels, a[i], window, blocks).vus_pr(C) - BlockVUS(labels, b[i], window,
-                                                                                        blocks).vus_pr(C)
-                         for i in range(k)])  # fmt: skip
-    diffs = per_draw[draws, np.arange(replicates)[:, None]].mean(axis=1)
-    diffs = diffs[np.isfinite(diffs)]
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
-    return {"diff": point, "ci_low": float(lo), "ci_high": float(hi), "p_value": p, "replicates": int(len(diffs)),
-            "blocks": nb, "draws": k,
-            "method": f"paired bootstrap over test events and draws ({len(diffs)} replicates)"}  # fmt: skip
+    a = np.atleast_2d(scores_a)
+    return Resampler(labels, window, replicates, seed, a.shape[0]).compare(a, scores_b)
 
 
 def paired_draws_diff(a: list[float], b: list[float]) -> dict[str, float] | None:

@@ -98,6 +98,30 @@ def window_index(split: pd.DataFrame, length: int, stride: int, short: bool = Tr
     )
 
 
+AUTO_MIN, AUTO_HOLDS = 16, 8
+
+
+def resolve(cfg: WindowParams, train: pd.DataFrame) -> WindowParams:
+    """Concrete window settings for a train split. ``length: auto``: the longest power of two up
+    to MOMENT's 512 that the longest stretch of the train split without a time gap holds
+    ``AUTO_HOLDS`` (8) times over, at least ``AUTO_MIN`` (16); ``train_stride: auto``: one
+    window start every length / 64 rows (8 for 512, 1 for 64 and shorter), so every series
+    offers hundreds of training windows for the budgets to draw from."""
+    import dataclasses
+
+    length = cfg.length
+    if length == "auto":
+        longest = max((b - a for a, b in segment_bounds(train)), default=0)
+        length = max(AUTO_MIN, min(CONTEXT_LENGTH, 2 ** int(np.floor(np.log2(max(longest // AUTO_HOLDS, 1))))))
+    stride = max(1, length // 64) if cfg.train_stride == "auto" else cfg.train_stride
+    eval_stride = length if cfg.eval_stride is None else cfg.eval_stride
+    for key, value in (("train_stride", stride), ("eval_stride", eval_stride)):
+        if value > length:
+            raise InputError(f"params.yaml: window.{key}={value} is out of range for window.length={length}; use a "
+                             f"value in [1, {length}] (or auto)")  # fmt: skip
+    return dataclasses.replace(cfg, length=int(length), train_stride=int(stride), eval_stride=int(eval_stride))
+
+
 def build_index(splits: dict[str, pd.DataFrame], cfg: WindowParams) -> dict[str, pd.DataFrame]:
     """Window indices for train (train_stride) and val/test (eval_stride). Windows never cross
     a split or segment boundary. Training needs full windows; a val/test segment shorter than

@@ -85,6 +85,9 @@ class MomentParams:
     device: str
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     quantization: Quantization
+    # window: each window goes in at its own length (as TSB-AD feeds MOMENT; 8 patches for 64
+    # steps); pad: left-padded to MOMENT's 512 with the padding masked (8x the compute at 64)
+    context: Literal["window", "pad"]
     zero_shot: ZeroShotParams
     finetune: FinetuneParams
     lora: LoraParams
@@ -114,15 +117,15 @@ def reduce_channels(errors: np.ndarray, how: str = "mean", topk: int = 5) -> np.
     return np.sort(errors, axis=1)[:, -k:].mean(axis=1)
 
 
-def window_batches(values: np.ndarray, index, batch_size: int):
-    """Yield (first sequence, x (b, 1, 512), input mask (b, 512)) over windows x channels.
+def window_batches(values: np.ndarray, index, batch_size: int, context: int = CONTEXT_LENGTH):
+    """Yield (first sequence, x (b, 1, context), input mask (b, context)) over windows x channels.
 
     Channels are scored as independent univariate sequences, as MOMENT is channel-independent;
     flattening them lets one batch mix windows and channels.
     """
-    x, mask = materialize(values, index)
+    x, mask = materialize(values, index, context)
     w, c, _ = x.shape
-    seqs = x.reshape(w * c, 1, CONTEXT_LENGTH)
+    seqs = x.reshape(w * c, 1, context)
     seq_mask = np.repeat(mask, c, axis=0)
     for a in range(0, w * c, batch_size):
         yield a, seqs[a : a + batch_size], seq_mask[a : a + batch_size]
@@ -175,6 +178,7 @@ class Moment(Detector):
         if length % self.patch_len_:
             raise InputError(f"params.yaml: window.length={length} must be a multiple of MOMENT's patch length "
                              f"{self.patch_len_} (padding covers whole patches)")  # fmt: skip
+        self.context_ = CONTEXT_LENGTH if p.context == "pad" else length
 
     def _adapt(self) -> None:
         """Quantise (optionally) and wrap the encoder with LoRA."""
@@ -207,10 +211,12 @@ class Moment(Detector):
         if len(rows) == 0:
             raise NotRun("the training span holds no anomaly-free window")
         weights = fault_channel_weights(train, rows) if classification else None
-        self._train = sequences(train, rows, ft.channels_per_window, self.seed, self.ctx.draw, weights)
+        c = self.context_
+        self._train = sequences(train, rows, ft.channels_per_window, self.seed, self.ctx.draw, weights, c)
         if val is None:
             raise InputError("moment needs a validation split for early stopping")
-        self._val = sequences(val, np.arange(len(val.index)), ft.channels_per_window, self.seed, self.ctx.draw)
+        self._val = sequences(val, np.arange(len(val.index)), ft.channels_per_window, self.seed, self.ctx.draw,
+                              context=c)  # fmt: skip
         if classification and self._train["labels"].sum() == 0:
             raise NotRun(f"moment.finetune.objective=classification: the {len(rows)} training windows hold no "
                          "labelled anomaly")  # fmt: skip
@@ -244,7 +250,7 @@ class Moment(Detector):
         x, m, y = b["x"], b["mask"], b["labels"]
         pl = self.patch_len_
         if self.head_ is None:
-            vis = patch_mask(len(x), self.params.finetune.mask_ratio, gen, pl).to(self.device_)
+            vis = patch_mask(len(x), self.params.finetune.mask_ratio, gen, pl, x.shape[-1]).to(self.device_)
             rec = self.model_(x_enc=x, input_mask=m, mask=vis).reconstruction[:, 0].float()
             # masked, observed, and not labelled anomalous: learn what normal looks like
             w = ((vis == 0) & (m == 1) & (y == 0)).float()
@@ -290,8 +296,8 @@ class Moment(Detector):
 
     # -- scoring ------------------------------------------------------------------------------
     def per_step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(b, 1, 512) sequences -> (b, 512) anomaly evidence per step: squared reconstruction
-        error (or the classification head's anomaly probability)."""
+        """(b, 1, context) sequences -> (b, context) anomaly evidence per step: squared
+        reconstruction error (or the classification head's anomaly probability)."""
         if self.head_ is not None:
             prob = torch.sigmoid(self.head_(self.model_, x, mask).float())
             return prob.repeat_interleave(self.head_.patch_len, dim=1)
@@ -313,7 +319,7 @@ class Moment(Detector):
             sub = index[lengths == length]
             err = np.empty((len(sub) * c, length), dtype=np.float32)
             with autocast(self.device_, self.params.precision):
-                for a, xb, mb in window_batches(values, sub, self.params.batch_size):
+                for a, xb, mb in window_batches(values, sub, self.params.batch_size, self.context_):
                     x = torch.from_numpy(xb).to(self.device_)
                     m = torch.from_numpy(mb).to(self.device_)
                     err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()

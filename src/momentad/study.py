@@ -1,0 +1,213 @@
+"""The study: one answer from many datasets (``make study``).
+
+``study.yaml`` lists datasets (name: source, path, system, per-dataset ``set`` overrides of
+params.yaml keys; a top-level ``set`` applies to all). Each dataset runs through the same steps as
+the single-dataset pipeline (preprocess, windows, every method at every budget, the per-dataset
+comparison) in one DVC stage, ``run@<dataset>`` (study/dvc.yaml), writing ``study/runs/<dataset>``;
+``aggregate`` turns every dataset's result into the answer across datasets.
+
+Caching, at two levels: DVC re-runs a dataset's stage only when its entry, params.yaml or the code
+change (adding a dataset runs only that one); inside the stage each method's result is kept under
+``.cache/study/<dataset>/<method>/<key>``, the key covering everything that determines it (its
+options, the run settings, the processed data, the code it runs), so a change to one method's
+options recomputes that method on every dataset and reuses the others.
+
+A dataset that cannot be read or prepared is recorded as failed (the others are aggregated); a
+bad study.yaml or params.yaml stops with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from momentad.config import Params, as_dict, parse
+from momentad.errors import InputError
+from momentad.io import atomic_dir, write_json
+from momentad.layout import Layout
+from momentad.study_file import STUDY, Dataset, load_study, override
+
+log = logging.getLogger(__name__)
+RUNS = Path("study") / "runs"
+MEMO = Path(".cache") / "study"
+# code that does not change a method's result once the processed data is fixed (the data key
+# covers loading and preprocessing); any other change in src/momentad invalidates the memo
+NOT_IN_RESULTS = ("loaders/", "synthetic.py", "preprocess.py", "plots.py", "report.py", "study.py", "app.py",
+                  "compare.py", "stats.py", "cli.py")  # fmt: skip
+
+
+def dataset_params(raw: dict[str, Any], study_set: dict[str, Any], ds: Dataset) -> Params:
+    """params.yaml for one dataset: its source and path, the study-wide and its own overrides."""
+    from momentad.detectors.registry import configure
+
+    p = override(raw, study_set, "set")
+    p = override(p, {"data.source": ds.source, "data.path": None if ds.source == "synthetic" else ds.path},
+                 f"datasets.{ds.name}")  # fmt: skip
+    p = override(p, ds.set, f"datasets.{ds.name}.set")
+    return configure(parse(p, f"params.yaml with study.yaml's datasets.{ds.name}"))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def code_version() -> str:
+    """A hash of the code a method's result depends on (:data:`NOT_IN_RESULTS` excluded)."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root).as_posix()
+        if not rel.startswith(NOT_IN_RESULTS) and rel not in NOT_IN_RESULTS:
+            h.update(rel.encode() + f.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def prepare(cfg: Params, layout: Layout) -> None:
+    """preprocess + window for one dataset (what the single pipeline's first two stages do)."""
+    from momentad import loaders
+    from momentad.io import write_parquet
+    from momentad.preprocess import preprocess
+    from momentad.windows import CONTEXT_LENGTH, build_index, resolve
+
+    raw = loaders.load(cfg.data, cfg.seed)
+    processed = preprocess(raw, cfg.data, cfg.evaluate.protocol)
+    layout.processed.mkdir(parents=True, exist_ok=True)
+    for name, df in processed.splits.items():
+        write_parquet(df, layout.processed / f"{name}.parquet")
+    write_json(layout.processed / "schema.json", processed.schema)
+    w = resolve(cfg.window, processed.splits["train"])
+    indices = build_index(processed.splits, w)
+    layout.windows.mkdir(parents=True, exist_ok=True)
+    for name, idx in indices.items():
+        write_parquet(idx, layout.windows / f"{name}.parquet")
+    a = cfg.window
+    write_json(layout.windows / "windows.json", {
+        "asked": {"length": a.length, "train_stride": a.train_stride, "eval_stride": a.eval_stride},
+        "length": w.length, "context_length": CONTEXT_LENGTH,
+        "strides": {"train": w.train_stride, "val": w.eval_stride, "test": w.eval_stride},
+        "windows": {k: len(v) for k, v in indices.items()}})  # fmt: skip
+
+
+def _method_key(cfg: Params, method: str, data_key: str, code: str) -> str:
+    core = {k: as_dict(getattr(cfg, k)) for k in ("window", "evaluate", "budget")}
+    return _digest({"method": method, "options": as_dict(cfg.options[method]), "seed": cfg.seed,
+                    "threads": cfg.threads, "core": core, "data": data_key, "code": code})  # fmt: skip
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+
+
+def run_method(method: str, cfg: Params, layout: Layout, memo: Path, key: str) -> str:
+    """One method on one dataset, from the memo when its key is there; returns "memo", "ran" or
+    "failed: <why>"."""
+    from momentad.runner import run
+
+    slot = memo / method / key
+    parts = {"details.json": layout.details(method), "scores": layout.scores_dir(method),
+             "timings.json": layout.timings(method)}  # fmt: skip
+    if (slot / "details.json").is_file():
+        for name, target in parts.items():
+            if (slot / name).exists():
+                _copy(slot / name, target)
+        return "memo"
+    try:
+        run(method, cfg, layout, save_models=False)
+    except InputError as e:  # this method on this data; the other methods go on
+        log.warning("%s on %s: %s", method, layout.root.name, e)
+        return f"failed: {e}"
+    tmp = slot.with_name(slot.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, source in parts.items():
+        if source.exists():
+            _copy(source, tmp / name)
+    shutil.rmtree(slot, ignore_errors=True)
+    tmp.rename(slot)
+    return "ran"
+
+
+def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: Path = STUDY,
+                runs: Path = RUNS, memo_root: Path = MEMO) -> dict[str, Any]:  # fmt: skip
+    """Everything of one dataset into ``runs/<name>`` (atomically): prepared data, every
+    method's scores and details, the per-dataset comparison and ``result.json``."""
+    from momentad.compare import run_compare
+
+    datasets, study_set = load_study(study_path)
+    if name not in datasets:
+        raise InputError(f"study.yaml: no dataset {name!r}; known: {', '.join(datasets)}")
+    ds = datasets[name]
+    if not params_path.is_file():
+        raise InputError(f"{params_path}: params file not found; run from the repository root")
+    raw = yaml.safe_load(params_path.read_text()) or {}
+    cfg = dataset_params(raw, study_set, ds)
+    result: dict[str, Any] = {"dataset": name, "system": ds.system, "source": ds.source, "path": ds.path}
+    t0 = time.perf_counter()
+    target = runs / name
+    with atomic_dir(target) as tmp:
+        layout = Layout(tmp, cache_root=memo_root / name / "state", logs_root=memo_root / name / "logs")
+        try:
+            prepare(cfg, layout)
+        except InputError as e:
+            result.update(status=f"failed: {e}")
+            log.warning("%s: %s", name, e)
+            write_json(tmp / "result.json", result)
+            return result
+        data_key = _digest(
+            [(layout.processed / "schema.json").read_text(), (layout.windows / "windows.json").read_text()]
+        )
+        code = code_version()
+        status = {m: run_method(m, cfg, layout, memo_root / name, _method_key(cfg, m, data_key, code))
+                  for m in cfg.methods}  # fmt: skip
+        ran = [m for m, s in status.items() if not s.startswith("failed")]
+        result.update(status="ok", methods_status=status, **summarise_dataset(cfg, layout, ran))
+        if ran:
+            try:
+                summ = run_compare(_only(cfg, ran), layout, plots=False)
+                result["verdict"] = summ["verdict"]
+                result["weights"] = summ["weights"]
+            except InputError as e:  # e.g. every method was "not run" on this data
+                result["verdict"], result["compare"] = {}, f"failed: {e}"
+        write_json(tmp / "result.json", result)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _only(cfg: Params, methods: list[str]) -> Params:
+    import dataclasses
+
+    return dataclasses.replace(cfg, methods=methods)
+
+
+def summarise_dataset(cfg: Params, layout: Layout, methods: list[str]) -> dict[str, Any]:
+    """What the aggregate needs of one dataset: per method and budget the test VUS-PR (mean over
+    draws) or false-alarm rate, the validation VUS-PR, draws and why a budget did not run."""
+    schema = json.loads((layout.processed / "schema.json").read_text())
+    windows = json.loads((layout.windows / "windows.json").read_text())
+    rows: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        doc = json.loads(layout.details(m).read_text())
+        rows[m] = {}
+        for b, e in doc["budgets"].items():
+            if e.get("status", "ok") != "ok":
+                rows[m][b] = {"status": e["status"]}
+                continue
+            t = e["test"]
+            rows[m][b] = {"status": "ok", "vus_pr": t.get("vus_pr"), "false_alarm_rate": t.get("false_alarm_rate"),
+                          "val_vus_pr": e.get("val_vus_pr"), "draws": e["draws"],
+                          "checkpoint": (e.get("model") or {}).get("checkpoint"),
+                          "pretrained": bool((e.get("model") or {}).get("pretrained"))}  # fmt: skip
+    splits = schema["splits"]
+    return {"labelled": splits["test"]["events"] > 0, "validation_labelled": splits["val"]["events"] > 0,
+            "events": {k: v["events"] for k, v in splits.items()}, "rows": {k: v["rows"] for k, v in splits.items()},
+            "kpis": schema["n_features"], "window": {"length": windows["length"], "train_stride":
+            windows["strides"]["train"]}, "results": rows}  # fmt: skip

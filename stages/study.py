@@ -1,0 +1,44 @@
+"""DVC stage `run@<dataset>` of the study (study/dvc.yaml): one dataset of study.yaml end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from momentad.cli import setup_logging, stage
+
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
+
+
+@app.command()
+@stage
+def main(
+    dataset: str = typer.Argument(..., help="a dataset name from study.yaml."),
+    params: Path = typer.Option(Path("params.yaml"), help="params file (the study's overrides apply on top)."),
+    study: Path = typer.Option(Path("study.yaml"), help="study file listing the datasets."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
+) -> None:
+    """Prepare DATASET (preprocess + windows), run every method of params.yaml's `methods` on it at
+    every budget (a method whose options, data and code are unchanged is reused from
+    .cache/study), compare them and write study/runs/DATASET (result.json is the summary the
+    aggregate reads). A dataset that cannot be read is recorded as failed, exit 0."""
+    from momentad.study import run_dataset
+
+    setup_logging(verbose)
+    r = run_dataset(dataset, params, study)
+    if r["status"] != "ok":
+        typer.echo(f"{dataset}: {r['status']}")
+        return
+    status = r["methods_status"]
+    ran = sum(s == "ran" for s in status.values())
+    memo = sum(s == "memo" for s in status.values())
+    failed = [m for m, s in status.items() if s.startswith("failed")]
+    words = ", ".join(f"{b}: {v['verdict']}" for b, v in (r.get("verdict") or {}).items())
+    failures = f", {len(failed)} failed ({', '.join(failed)})" if failed else ""
+    typer.echo(f"{dataset}: {ran} methods ran, {memo} reused{failures}; MOMENT vs the classic detectors: "
+               f"{words or 'n/a'} ({r['seconds']:.0f}s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    app()
