@@ -15,6 +15,11 @@ def stage_module(cmd: str) -> str:
     return parts[parts.index("-m") + 1]
 
 
+def test_a_dataset_of_the_study_depends_on_its_data_and_the_loaders():
+    run = yaml.safe_load((ROOT / "study/dvc.yaml").read_text())["stages"]["run"]["do"]
+    assert run["deps"][:2] == ["${item.path}", "src/momentad/loaders"]  # loaders are imported by name
+
+
 def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:
     """Per stage, the imported project files that no dep (file or folder) covers."""
     out = {}
@@ -30,6 +35,7 @@ def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:
 
 def test_every_stage_depends_on_every_module_it_imports():
     assert missing_deps(yaml.safe_load((ROOT / "dvc.yaml").read_text())) == {}
+    assert missing_deps(yaml.safe_load((ROOT / "study/dvc.yaml").read_text())) == {}  # wdir: the repository
 
 
 def test_the_check_catches_a_removed_dep():

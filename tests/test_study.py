@@ -79,3 +79,66 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     assert len(lines) == 5 and all("1 methods ran, 3 reused" in ln for ln in lines), lines
     again = json.loads((repo / "study/runs/app-02/result.json").read_text())["methods_status"]
     assert again == {"moment": "memo", "pca": "memo", "isolation_forest": "ran", "squared_difference": "memo"}
+
+
+def git(repo, *args):
+    import subprocess
+
+    out = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_study_split_across_two_machines_equals_one_queue(repo_copy, tmp_path):
+    """Two clones sharing a git remote and a DVC remote each run part of the study and push it
+    (`dvc exp push --run-cache`); a third pulls both and aggregates: every dataset comes back from
+    the run-cache, nothing is recomputed, and the answer equals the one a single machine's queue
+    (`dvc exp run --queue`, `dvc queue start -j 2`) gives."""
+    write_params(repo_copy, small_params(**{"methods": ["moment", "pca", "squared_difference"], "budget.draws": 2,
+                                            "budget.sizes": [8], "window.length": 64, "window.train_stride": 8}))  # fmt: skip
+    study_file(repo_copy, {f"app-{i:02d}": {"source": "mscloud", "path": APP.format(i), "system": "ms-crash"}
+                           for i in (2, 5)})  # fmt: skip
+    origin, store = tmp_path / "origin.git", tmp_path / "dvc-store"
+    assert dvc(repo_copy, "remote", "add", "-d", "store", str(store)).returncode == 0
+    git(repo_copy, "add", "-A")
+    git(repo_copy, "commit", "-qm", "study")
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo_copy, "push", "-q", str(origin), "HEAD:refs/heads/main")
+    clones = {}
+    for name in ("a", "b", "c"):
+        git(tmp_path, "clone", "-q", "-b", "main", str(origin), name)
+        clones[name] = tmp_path / name
+    for name, dataset in (("a", "app-02"), ("b", "app-05")):
+        ran_part = dvc(clones[name], "exp", "run", "-n", f"part-{name}", f"study/dvc.yaml:run@{dataset}")
+        assert ran_part.returncode == 0, ran_part.stderr + ran_part.stdout
+        pushed = dvc(clones[name], "exp", "push", "--run-cache", "origin", f"part-{name}")
+        assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    c = clones["c"]
+    for part in ("part-a", "part-b"):
+        pulled = dvc(c, "exp", "pull", "--run-cache", "origin", part)
+        assert pulled.returncode == 0, pulled.stderr + pulled.stdout
+    collected = dvc(c, "repro", "study/dvc.yaml")
+    assert collected.returncode == 0, collected.stderr + collected.stdout
+    assert ran(collected.stdout) == {"aggregate"}, collected.stdout  # both datasets restored, not recomputed
+    two_machines = json.loads((c / "metrics/study.json").read_text())
+
+    # one machine: the same parts through DVC's queue, two workers
+    for i, dataset in enumerate(("app-02", "app-05")):
+        queued = dvc(repo_copy, "exp", "run", "--queue", "-n", f"q-{i}", f"study/dvc.yaml:run@{dataset}")
+        assert queued.returncode == 0, queued.stderr + queued.stdout
+    started = dvc(repo_copy, "queue", "start", "-j", "2")
+    assert started.returncode == 0, started.stderr
+    import time
+
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = dvc(repo_copy, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Failed" not in status, status
+    single = dvc(repo_copy, "repro", "study/dvc.yaml")
+    assert single.returncode == 0, single.stderr + single.stdout
+    assert ran(single.stdout) == {"aggregate"}, single.stdout
+    assert json.loads((repo_copy / "metrics/study.json").read_text()) == two_machines

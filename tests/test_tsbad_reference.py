@@ -51,10 +51,9 @@ def test_knn_equals_tsbads_knn(runner, workdir, name):
     got = run(runner, workdir, name, "knn", {"window": ref["knn_window"], "n_neighbors": 50, "method": "largest",
                                              "normalize": True})  # fmt: skip
     assert got["extra"] == {"window": ref["knn_window"], "method": "largest", "n_neighbors": 50}
-    # TSB-AD's Sub-KNN z-normalises the windows it fits on but not those decision_function scores,
-    # so its train-part run is not the same method; its published run (every window normalised,
-    # fitted on the whole series) is: within 0.02 there
-    assert abs(got["test"]["vus_pr"] - ref["knn_published"]) <= 0.02, (got["test"]["vus_pr"], ref)
+    # TSB-AD's Sub-KNN z-normalises the windows it fits on but not those its decision_function
+    # scores; its fitted tree queried with normalised windows is the same method as ours
+    assert abs(got["test"]["vus_pr"] - ref["knn_train_part_normalized"]) <= 0.02, (got["test"]["vus_pr"], ref)
 
 
 CNN = {
@@ -70,7 +69,10 @@ CNN = {
 }  # TSB-AD-U's tuned CNN
 
 
-@pytest.mark.parametrize("name", list(REF))
-def test_cnn_against_tsbads_cnn(runner, workdir, name):
-    got = run(runner, workdir, name, "cnn", CNN)
-    print(name, "cnn", got["test"]["vus_pr"], REF[name]["cnn_published"])
+def test_cnn_against_tsbads_cnn(runner, workdir):
+    """On the AIOps KPI, fed the same (train-scaled) series: within 0.02 of TSB-AD's CNN. On
+    ingress-01 TSB-AD's own CNN moves from 0.44 (raw values) to 0.31 (scaled): a training-noise
+    band wider than any bound; README "Methods" gives the figures."""
+    got = run(runner, workdir, "iops-301c70d8", "cnn", CNN)
+    ref = REF["iops-301c70d8"]["cnn_scaled_input"]
+    assert abs(got["test"]["vus_pr"] - ref) <= 0.02, (got["test"]["vus_pr"], ref)
