@@ -18,7 +18,7 @@ from momentad.detectors.autoencoder import feature_scaled_weights, rf_weights
 from momentad.detectors.base import Detector
 from momentad.detectors.features import rolling_features
 from momentad.detectors.registry import detector_class, make, names
-from momentad.errors import InputError
+from momentad.errors import InputError, NotRun
 from momentad.evaluate import evaluate
 from momentad.metrics import compute_metrics, find_period
 from tests.conftest import ROOT, small_params, write_params
@@ -88,7 +88,7 @@ def test_degenerate_inputs_give_clear_messages(runner, workdir):
     val, test = splits["val"], splits["test"]
     flat = Split(test.name, test.frame.assign(**{c: 0.0 for c in test.features}), test.features, test.index)
     det = make("isolation_forest", window=16, n_estimators=20, max_samples=256, features="raw").fit(splits["train"])
-    with pytest.raises(InputError, match="same score to every test timestep"):
+    with pytest.raises(NotRun, match="same score to every test timestep"):  # recorded, the stage goes on
         evaluate(val, det.score(val), flat, det.score(flat), EV, 16)
     calm = Split(val.name, val.frame.assign(label=0), val.features, val.index)
     # val_best_f1 needs validation anomalies: without them it falls back to a label-free rule
@@ -134,14 +134,22 @@ def test_real_ucr_series_beats_random(runner, workdir, method):
     assert doc["test"]["vus_pr"] > 3 * random, (doc["test"]["vus_pr"], random)
 
 
-def test_daphnet_excerpt_has_no_labels_and_is_refused(runner, workdir):
+def test_a_series_without_labels_is_judged_by_its_false_alarms(runner, workdir):
     d = aeon_series("Daphnet_S06R02E0/S06R02E0.csv")
-    assert d["is_anomaly"].sum() == 0  # why docs/benchmarks.md reports no VUS-PR for it
+    assert d["is_anomaly"].sum() == 0  # a real excerpt with no labelled anomaly
     d.rename(columns={"is_anomaly": "label"}).to_csv(workdir / "daphnet.csv", index=False)
     prepare(runner, workdir, **{"data.source": "trainticket", "data.path": "daphnet.csv", "window.length": 256,
-                                "window.eval_stride": 256})  # fmt: skip
+                                "window.eval_stride": 256, "methods": ["isolation_forest"]})  # fmt: skip
     result = runner.invoke(detect_app, ["isolation_forest", "--no-progress"])
-    assert result.exit_code == 2 and "the evaluated split has no labelled anomalies" in result.output
+    assert result.exit_code == 0 and "full: " in result.output and "% of steps flagged" in result.output
+    entry = json.loads((workdir / "reports/methods/isolation_forest.json").read_text())["budgets"]["full"]
+    assert set(entry["test"]) == {"false_alarm_rate"} and 0 <= entry["test"]["false_alarm_rate"] <= 0.05
+    from stages.compare import app as compare_app
+
+    compared = runner.invoke(compare_app, [])
+    assert compared.exit_code == 0, compared.output
+    assert "no labelled test anomaly: fewest false alarms" in compared.output
+    assert "**The test split holds no labelled anomaly**" in (workdir / "reports/compare.md").read_text()
 
 
 def test_pyod_style_api_on_arrays_and_frames():

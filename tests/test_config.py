@@ -19,7 +19,8 @@ def test_repository_params_are_valid_and_complete():
     assert cfg.seed == 42 and cfg.options["moment"].finetune.lr == pytest.approx(1e-3)
     assert cfg.options["tcn_ae"].dilations == [1, 2, 4, 8]
     assert set(cfg.methods) == set(cfg.options)  # every method has its section, and only methods do
-    assert cfg.window.eval_stride == cfg.window.length == 512 and cfg.budget.draws == 3
+    assert cfg.window.length == cfg.window.train_stride == "auto" and cfg.window.eval_stride is None
+    assert cfg.budget.draws == 3 and cfg.budget.include_anomalous is True
 
 
 def test_eval_stride_follows_a_lowered_window_length():

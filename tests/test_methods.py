@@ -188,7 +188,7 @@ def test_a_budget_the_data_cannot_supply_is_recorded_not_failed(runner, workdir)
     # one anomaly-free window holds no label: the supervised forest cannot train on it
     for method, budget, reason in (
             ("random_forest", "1", "supervised, and its training rows hold no labelled anomaly"),
-            ("moment", "100000", "budget 100000 needs 100000 anomaly-free training")):  # fmt: skip
+            ("moment", "100000", "budget 100000 needs 100000 training windows")):  # fmt: skip
         result = detect(runner, method)
         assert result.exit_code == 0, result.output
         assert f"{budget}: not run" in result.output, result.output

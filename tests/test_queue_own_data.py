@@ -30,7 +30,7 @@ def git(repo, *args):
                    capture_output=True)  # fmt: skip
 
 
-def test_two_queued_experiments_run_on_dvc_tracked_own_data(repo_copy):
+def test_a_queued_experiment_runs_on_dvc_tracked_own_data(repo_copy):
     own_csv(repo_copy / "data" / "raw" / "own.csv")
     added = dvc(repo_copy, "add", "data/raw/own.csv")
     assert added.returncode == 0, added.stderr + added.stdout
@@ -41,7 +41,7 @@ def test_two_queued_experiments_run_on_dvc_tracked_own_data(repo_copy):
     git(repo_copy, "commit", "-qm", "own data tracked by DVC")
     tracked = subprocess.run(["git", "ls-files", "data/raw"], cwd=repo_copy, capture_output=True, text=True).stdout
     assert "data/raw/own.csv.dvc" in tracked and "data/raw/own.csv\n" not in tracked  # in DVC, not in git
-    for n in (100, 50):
+    for n in (50,):
         queued = dvc(repo_copy, "exp", "run", "--queue", "-S", f"isolation_forest.n_estimators={n}")
         assert queued.returncode == 0, queued.stderr + queued.stdout
     started = dvc(repo_copy, "queue", "start")
@@ -64,5 +64,5 @@ def test_two_queued_experiments_run_on_dvc_tracked_own_data(repo_copy):
                 metrics = data.get("metrics", {}).get("metrics/compare.json", {}).get("data", {})
                 if metrics:
                     found[params["isolation_forest"]["n_estimators"]] = metrics["vus_pr"]["isolation_forest"]
-    assert set(found) == {100, 50}, (found, status)
+    assert set(found) == {50}, (found, status)
     assert all(0 < v <= 1 for v in found.values())

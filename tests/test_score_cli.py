@@ -19,20 +19,43 @@ from tests.conftest import small_params, write_params
 METHODS = ["moment_16", "isolation_forest_full", "pca_full"]
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A project folder whose methods are trained once for every test of this module."""
+    import os
+
+    from typer.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("trained")
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        write_params(root, small_params(**{"methods": ["moment", "isolation_forest", "pca"], "budget.sizes": [16]}))
+        runner = CliRunner()
+        assert runner.invoke(preprocess_app, []).exit_code == 0
+        assert runner.invoke(window_app, []).exit_code == 0
+        for m in ("moment", "isolation_forest", "pca"):
+            assert runner.invoke(detect_app, [m, "--no-progress"]).exit_code == 0
+        # the test split as a user would have it: raw (unscaled) KPIs in the trainticket CSV layout
+        cfg = config.load("params.yaml")
+        raw = loaders.load(cfg.data, cfg.seed)
+        schema = json.loads((root / "data/processed/schema.json").read_text())
+        a, b = schema["splits"]["test"]["row_range"]
+        raw.frame.iloc[a:b][["timestamp", *schema["features"], "label"]].to_csv(root / "test.csv", index=False)
+    finally:
+        os.chdir(old)
+    return root
+
+
 @pytest.fixture
-def trained(runner, workdir):
-    write_params(workdir, small_params(**{"methods": ["moment", "isolation_forest", "pca"], "budget.sizes": [16]}))
-    assert runner.invoke(preprocess_app, []).exit_code == 0
-    assert runner.invoke(window_app, []).exit_code == 0
-    for m in ("moment", "isolation_forest", "pca"):
-        assert runner.invoke(detect_app, [m, "--no-progress"]).exit_code == 0
-    # the test split as a user would have it: raw (unscaled) KPIs in the trainticket CSV layout
-    cfg = config.load("params.yaml")
-    raw = loaders.load(cfg.data, cfg.seed)
-    schema = json.loads((workdir / "data/processed/schema.json").read_text())
-    a, b = schema["splits"]["test"]["row_range"]
-    raw.frame.iloc[a:b][["timestamp", *schema["features"], "label"]].to_csv(workdir / "test.csv", index=False)
-    return workdir
+def trained(trained_once, tmp_path, monkeypatch):
+    """A private copy of the trained folder, the working directory of the test."""
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(trained_once, work)
+    monkeypatch.chdir(work)
+    return work
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -127,9 +127,13 @@ def _from_pretrained(ref: str, revision: str | None = None, **kwargs):
 
 def write_random_init(size: str, seed: int, directory: Path) -> Path:
     """Build MOMENT-<size> with weights drawn from ``seed`` and save it as a local checkpoint."""
+    import shutil
+    import tempfile
+
     MOMENTPipeline = _quiet_import()
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(directory.name + ".tmp")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # a private temporary folder: two processes writing the same checkpoint never mix files
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with warnings.catch_warnings():
@@ -137,11 +141,15 @@ def write_random_init(size: str, seed: int, directory: Path) -> Path:
             model = MOMENTPipeline(moment_config(size), model_kwargs={"task_name": "reconstruction"})
     model.save_pretrained(tmp)
     (tmp / MARKER).write_text(json.dumps({"init": "random", "size": size, "seed": seed, "pretrained": False}))
-    if directory.exists():
-        import shutil
-
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+    os.chmod(tmp, 0o755)
+    if (directory / "model.safetensors").is_file():  # another process finished it first: same weights
+        shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        os.replace(tmp, directory)
+    except OSError:  # lost a race to an identical checkpoint
+        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
