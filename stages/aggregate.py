@@ -27,16 +27,16 @@ def main(
     from momentad.aggregate import answer, load_results, require_results
     from momentad.config import load
     from momentad.io import atomic_file, write_json
-    from momentad.study_file import load_study
+    from momentad.study_file import read_study
     from momentad.study_report import headline, plots, render
 
     setup_logging(verbose)
     t0 = time.perf_counter()
     cfg = load(params)
-    datasets, _ = load_study(study)
+    datasets, _, variants = read_study(study)
     results = load_results(list(datasets), runs)
     require_results(results)
-    ans = answer(results, cfg.methods, cfg.budget.sizes, cfg.seed, cfg.compare.bootstrap)
+    ans = answer(results, cfg.methods, cfg.budget.sizes, cfg.seed, cfg.compare.bootstrap, list(variants))
     fm = ans["foundation"]
     pretrained = all(x.get("pretrained") for r in results.values() for m in fm
                      for x in r.get("results", {}).get(m, {}).values() if x.get("status") == "ok")  # fmt: skip
@@ -46,7 +46,7 @@ def main(
     with atomic_file(Path("metrics/study.json")) as tmp:
         write_json(tmp, head)
     with atomic_file(Path("reports/study.md")) as tmp:
-        tmp.write_text(render(ans, results, cfg.methods, cfg.budget.sizes, systems, pretrained))
+        tmp.write_text(render(ans, results, cfg.methods, cfg.budget.sizes, systems, pretrained, variants))
     words = ", ".join(f"{b}: {v}" for b, v in head["answer"].items())
     typer.echo(f"study: {head['datasets']} datasets ({head['failed']} failed); MOMENT "
                f"({'pretrained' if pretrained else 'RANDOM-INIT'}) vs the classic detectors per budget: {words} "

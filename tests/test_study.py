@@ -12,12 +12,24 @@ from tests.conftest import dvc, small_params, write_params
 
 METHODS = ["moment", "squared_difference", "pca"]
 APP = "data/raw/ms-cloud-monitoring/application-crash-rate-2/app2-{:02d}.csv.gz"
-SMALL = {"methods": METHODS, "budget.draws": 2, "budget.sizes": [8], "window.length": 64, "window.train_stride": 8,
-         "compare.bootstrap": 200}
+SMALL = {
+    "methods": METHODS,
+    "budget.draws": 2,
+    "budget.sizes": [8],
+    "window.length": 64,
+    "window.train_stride": 8,
+    "compare.bootstrap": 200,
+}
 
 
-def study_file(repo, datasets: dict) -> None:
-    (repo / "study.yaml").write_text(yaml.safe_dump({"set": {}, "datasets": datasets}, sort_keys=False))
+TSBAD = {"zero_shot.recipe": "tsbad", "zero_shot.channel_reduce": "last", "finetune.method": "head"}
+VARIANTS = {"moment-tsbad": {"set": TSBAD, "max_kpis": 1},
+            "moment-tsbad-stats": {"set": {**TSBAD, "zero_shot.score": "reconstruction+stats"}}}  # fmt: skip
+
+
+def study_file(repo, datasets: dict, variants: dict | None = None) -> None:
+    doc = {"set": {}, "datasets": datasets, **({"variants": variants} if variants else {})}
+    (repo / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def ran(output: str) -> set[str]:
@@ -34,7 +46,7 @@ def study_repo(repo_copy):
         "purchase-01": {"source": "mscloud", "system": "ms-purchase",
                         "path": "data/raw/ms-cloud-monitoring/consumer-purchase-rate/purchase-01.csv.gz"},
         "broken": {"source": "trainticket", "path": "data/raw/broken.csv", "system": "own"},
-    })  # fmt: skip
+    }, VARIANTS)  # fmt: skip
     return repo_copy
 
 
@@ -46,7 +58,7 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     assert first.stdout.rstrip().splitlines()[-1] != "" and "the answer: reports/study.md" in first.stdout
     head = json.loads((repo / "metrics/study.json").read_text())
     assert head["datasets"] == 4 and head["failed"] == 1 and head["pretrained"] is False
-    assert set(head["answer"]) == {"8", "full"}
+    assert set(head["answer"]) == {"0", "8", "full"}
     report = (repo / "reports/study.md").read_text()
     assert report.startswith("# Does MOMENT beat the classic detectors? 4 datasets from 3 systems")
     assert report.index("**MOMENT ran with random-init weights**") < report.index("## The answer")
@@ -56,8 +68,14 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     for png in ("cd_full.png", "cd_8.png", "rank_by_budget.png", "heatmap.png"):
         assert (repo / "plots/study" / png).read_bytes()[:4] == b"\x89PNG"
     result = json.loads((repo / "study/runs/app-02/result.json").read_text())
-    assert result["status"] == "ok" and set(result["results"]) == set(METHODS)
-    assert result["methods_status"] == {m: "ran" for m in METHODS}
+    assert result["status"] == "ok" and set(result["results"]) == set(METHODS) | set(VARIANTS)
+    assert result["methods_status"] == {m: "ran" for m in [*METHODS, *VARIANTS]}
+    # each recipe meets the classic detectors on its own; the statistics' effect per dataset
+    assert "## Each MOMENT recipe against the classic detectors" in report
+    for m in ("moment", *VARIANTS):
+        assert re.search(rf"\| `{m}` \| [^|]+ \| (better|worse|not distinguishable) [-+]\d", report), m
+    assert "| dataset | moment-tsbad / +stats (0) | moment-tsbad / +stats (full) |" in report
+    assert re.search(r"\| app-02 \| 0\.\d{3} / 0\.\d{3} \| 0\.\d{3} / 0\.\d{3} \|", report)
 
     # one more dataset: only its stage and the aggregate run
     data = yaml.safe_load((repo / "study.yaml").read_text())
@@ -73,9 +91,10 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     third = dvc(repo, "repro", "study/dvc.yaml")
     assert third.returncode == 0, third.stderr + third.stdout
     lines = [ln for ln in third.stdout.splitlines() if re.match(r"^(app-0\d|purchase-01): ", ln)]
-    assert len(lines) == 4 and all("1 methods ran, 2 reused" in ln for ln in lines), lines
+    assert len(lines) == 4 and all("1 methods ran, 4 reused" in ln for ln in lines), lines
     again = json.loads((repo / "study/runs/app-02/result.json").read_text())["methods_status"]
-    assert again == {"moment": "memo", "squared_difference": "memo", "pca": "ran"}
+    assert again == {"moment": "memo", "squared_difference": "memo", "pca": "ran", "moment-tsbad": "memo",
+                     "moment-tsbad-stats": "memo"}  # fmt: skip
 
 
 def git(repo, *args):

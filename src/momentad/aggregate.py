@@ -178,26 +178,35 @@ def per_source(scores: pd.DataFrame, systems: dict[str, str]) -> tuple[pd.DataFr
 
 
 def answer(results: dict[str, dict[str, Any]], methods: list[str], budgets: list[int], seed: int,
-           replicates: int) -> dict[str, Any]:  # fmt: skip
-    """Every statistic of the study, per budget."""
-    fm = [m for m in foundation(results) if m in methods]
+           replicates: int, variants: list[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """Every statistic of the study, per budget. Ranks cover ``methods``; each foundation method
+    (``variants`` included: MOMENT's recipes) meets the classic detectors head to head on the
+    datasets where it ran."""
+    fm = [m for m in foundation(results) if m in [*methods, *variants]]
     classics = [m for m in methods if m not in fm]
     out: dict[str, Any] = {"foundation": fm, "classic": classics, "budgets": {}}
-    for b in [*map(str, budgets), FULL]:
-        scores = table(results, methods, b)
+    # budget 0: the methods that score without training (MOMENT zero-shot, the one-liners)
+    for b in ["0", *map(str, budgets), FULL]:
+        scores = table(results, [*methods, *[v for v in variants if v not in methods]], b)
         # a method missing on most datasets at this budget (could not run there) is left out of
         # the ranks rather than shrinking the datasets to the few where it ran
         keep = [m for m in methods if scores[m].notna().mean() >= 0.5] if len(scores) else []
         complete = scores[keep].dropna() if keep else scores.iloc[:0]
         entry: dict[str, Any] = {"methods": keep, "left_out": [m for m in methods if m not in keep],
-                                 "datasets": list(complete.index), "scores": complete}  # fmt: skip
+                                 "datasets": list(complete.index), "scores": complete, "all_scores": scores,
+                                 "foundation": {}}  # fmt: skip
         entry["ranks"] = rank_stats(complete)
-        if fm and fm[0] in keep and [c for c in classics if c in keep] and len(complete) >= 2:
-            cl = [c for c in classics if c in keep]
-            opp = opponents(results, complete, cl, b)
-            diff = pd.Series({n: complete.loc[n, fm[0]] - complete.loc[n, o] for n, (o, _) in opp.items()})
-            entry["moment"] = {"method": fm[0], "opponents": opp, "differences": diff,
-                               **head_to_head(diff, replicates, seed)}  # fmt: skip
+        cl = [c for c in classics if c in keep]
+        for m in fm:
+            rows = scores[[m, *cl]].dropna() if cl else scores.iloc[:0]
+            if len(rows) < 2:
+                continue
+            opp = opponents(results, rows, cl, b)
+            diff = pd.Series({n: rows.loc[n, m] - rows.loc[n, o] for n, (o, _) in opp.items()})
+            entry["foundation"][m] = {"method": m, "opponents": opp, "differences": diff,
+                                      **head_to_head(diff, replicates, seed)}  # fmt: skip
+        if fm and fm[0] in entry["foundation"]:
+            entry["moment"] = entry["foundation"][fm[0]]
         out["budgets"][b] = entry
     return out
 
@@ -216,7 +225,7 @@ def not_run(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
             out.append((name, "(all)", "", r.get("status", "failed")))
             continue
         for m, s in (r.get("methods_status") or {}).items():
-            if s.startswith("failed"):
+            if s.startswith(("failed", "skipped")):
                 out.append((name, m, "(all)", s))
         for m, rows in r["results"].items():
             out += [(name, m, b, x["status"]) for b, x in rows.items() if x.get("status") != "ok"]

@@ -18,7 +18,7 @@ from typing import Any
 from momentad.budgets import FULL
 from momentad.errors import InputError
 
-_ROW = re.compile(r"^(?P<method>[a-z][a-z0-9_]*?)_(?P<budget>\d+|full)$")
+_ROW = re.compile(r"^(?P<method>[a-z][a-z0-9_-]*?)_(?P<budget>\d+|full)$")
 
 
 @dataclass(frozen=True)

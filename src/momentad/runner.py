@@ -89,8 +89,8 @@ def fit_and_score(method: str, budget: int | str, cfg: Params, splits: dict[str,
                                                               ("options", cfg.options[method]))}})  # fmt: skip
         ctx = RunContext(seed=draw_seed(cfg.seed, draw), draw=draw, window=cfg.window,
                          mask_anomalies=cfg.budget.include_anomalous, state_dir=layout.state_dir(method, budget, key),
-                         progress=progress)  # fmt: skip
-        det = cls.from_config(cfg, ctx)
+                         progress=progress, reference=splits["train"])  # fmt: skip
+        det = cls.from_config(cfg, ctx, method)
         try:
             train = budget_split(splits["train"], budget, cfg, draw)
             t0 = time.perf_counter()
@@ -208,7 +208,7 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
     timings: dict[str, Any] = {}
     models_target = layout.models_dir(method) if save_models else None
     with _staging(models_target) as models, atomic_dir(layout.scores_dir(method)) as scores:
-        for budget in cls.budgets(cfg.budget.sizes):
+        for budget in cls.budgets(cfg.budget.sizes, opts):
             draws, skipped = fit_and_score(method, budget, cfg, splits, layout, data_key, window, progress)
             if not draws:
                 reasons = "; ".join(sorted({s["reason"] for s in skipped}))

@@ -32,7 +32,7 @@ from momentad.config import Params, as_dict, parse
 from momentad.errors import InputError
 from momentad.io import atomic_dir, write_json
 from momentad.layout import Layout
-from momentad.study_file import STUDY, Dataset, load_study, override
+from momentad.study_file import STUDY, Dataset, Variant, override, read_study
 
 log = logging.getLogger(__name__)
 RUNS = Path("study") / "runs"
@@ -43,11 +43,20 @@ NOT_IN_RESULTS = ("loaders/", "synthetic.py", "preprocess.py", "plots.py", "repo
                   "compare.py", "stats.py", "cli.py")  # fmt: skip
 
 
-def dataset_params(raw: dict[str, Any], study_set: dict[str, Any], ds: Dataset) -> Params:
-    """params.yaml for one dataset: its source and path, the study-wide and its own overrides."""
-    from momentad.detectors.registry import configure
+def dataset_params(raw: dict[str, Any], study_set: dict[str, Any], ds: Dataset,
+                   variants: dict[str, Variant] | None = None) -> Params:  # fmt: skip
+    """params.yaml for one dataset: its source and path, the study-wide and its own overrides,
+    and each variant as a method of its own (its base's section with the variant's overrides)."""
+    from momentad.detectors.registry import base_name, configure
 
     p = override(raw, study_set, "set")
+    for v in (variants or {}).values():
+        base = base_name(v.name)
+        if base not in p:
+            raise InputError(f"study.yaml: variants.{v.name} builds on method {base}, which params.yaml has no "
+                             "section for")  # fmt: skip
+        p[v.name] = override(p[base], v.set, f"variants.{v.name}.set")
+        p["methods"] = [*p["methods"], v.name] if v.name not in p["methods"] else p["methods"]
     p = override(p, {"data.source": ds.source, "data.path": None if ds.source == "synthetic" else ds.path},
                  f"datasets.{ds.name}")  # fmt: skip
     p = override(p, ds.set, f"datasets.{ds.name}.set")
@@ -142,14 +151,14 @@ def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: 
     method's scores and details, the per-dataset comparison and ``result.json``."""
     from momentad.compare import run_compare
 
-    datasets, study_set = load_study(study_path)
+    datasets, study_set, variants = read_study(study_path)
     if name not in datasets:
         raise InputError(f"study.yaml: no dataset {name!r}; known: {', '.join(datasets)}")
     ds = datasets[name]
     if not params_path.is_file():
         raise InputError(f"{params_path}: params file not found; run from the repository root")
     raw = yaml.safe_load(params_path.read_text()) or {}
-    cfg = dataset_params(raw, study_set, ds)
+    cfg = dataset_params(raw, study_set, ds, variants)
     result: dict[str, Any] = {"dataset": name, "system": ds.system, "source": ds.source, "path": ds.path}
     t0 = time.perf_counter()
     target = runs / name
@@ -166,9 +175,15 @@ def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: 
             [(layout.processed / "schema.json").read_text(), (layout.windows / "windows.json").read_text()]
         )
         code = code_version()
-        status = {m: run_method(m, cfg, layout, memo_root / name, _method_key(cfg, m, data_key, code))
-                  for m in cfg.methods}  # fmt: skip
-        ran = [m for m, s in status.items() if not s.startswith("failed")]
+        kpis = json.loads((layout.processed / "schema.json").read_text())["n_features"]
+        status = {}
+        for m in cfg.methods:
+            cap = variants[m].max_kpis if m in variants else None
+            if cap is not None and kpis > cap:  # recorded, shown under "What could not run"
+                status[m] = f"skipped: {kpis} KPIs, over the variant's max_kpis {cap} (study.yaml)"
+                continue
+            status[m] = run_method(m, cfg, layout, memo_root / name, _method_key(cfg, m, data_key, code))
+        ran = [m for m, s in status.items() if not s.startswith(("failed", "skipped"))]
         result.update(status="ok", methods_status=status, **summarise_dataset(cfg, layout, ran))
         if ran:
             try:

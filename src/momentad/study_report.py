@@ -40,7 +40,7 @@ def _f(v: Any, d: int = 3) -> str:
 
 
 def render(ans: dict[str, Any], results: dict[str, dict[str, Any]], methods: list[str], budgets: list[int],
-           systems: dict[str, str], pretrained: bool) -> str:  # fmt: skip
+           systems: dict[str, str], pretrained: bool, variants: dict[str, Any] | None = None) -> str:  # fmt: skip
     ok = [n for n, r in results.items() if r.get("status") == "ok"]
     labelled = [n for n in ok if results[n].get("labelled")]
     n_sys = len({systems[n] for n in results})
@@ -50,7 +50,9 @@ def render(ans: dict[str, Any], results: dict[str, dict[str, Any]], methods: lis
     lines += ["## The answer", ""]
     for b, e in ans["budgets"].items():
         m, r = e.get("moment"), e.get("ranks")
-        where = "the full train split" if b == "full" else f"{b} training windows"
+        where = {"full": "the full train split", "0": "no training: zero-shot against the one-liners"}.get(
+            b, f"{b} training windows"
+        )
         if not m:
             lines.append(f"- **Budget {b}** ({where}): too few datasets hold every method's row ({len(e['datasets'])})")
             continue
@@ -69,6 +71,7 @@ def render(ans: dict[str, Any], results: dict[str, dict[str, Any]], methods: lis
             f"datasets), Wilcoxon p = {_f(m.get('wilcoxon_p'))}, effect size (rank-biserial) "
             f"{_f(m.get('effect_size'), 2)}, wins / ties / losses {m['wins']} / {m['ties']} / {m['losses']}{rank}."
         )  # fmt: skip
+    lines += _recipes(ans, variants or {})
     failed = [n for n in results if n not in ok]
     lines += ["", f"{len(results)} datasets: {len(labelled)} with labelled test anomalies (ranked by VUS-PR), "
               f"{len(ok) - len(labelled)} without (false-alarm rates below), {len(failed)} failed"
@@ -95,6 +98,56 @@ def render(ans: dict[str, Any], results: dict[str, dict[str, Any]], methods: lis
     lines += ["", "Plots: `plots/study/` (critical-difference diagram per budget, mean rank by budget, method x "
               "dataset heatmap). Per dataset: `study/runs/<dataset>/reports/compare.md`.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _recipes(ans: dict[str, Any], variants: dict[str, Any]) -> list[str]:
+    """Each MOMENT recipe (a study variant) against the classic detectors per budget, and every
+    dataset's VUS-PR with and without the level/scale statistics."""
+    fm = ans["foundation"]
+    if len(fm) < 2:
+        return []
+    budgets = list(ans["budgets"])
+    lines = ["", "## Each MOMENT recipe against the classic detectors", "",
+             "Per budget: verdict (Wilcoxon over the datasets where the recipe ran), mean VUS-PR difference to the "
+             "classic detector picked per dataset without test data, 95% bootstrap interval, datasets.", "",
+             "| recipe | options (study.yaml) | " + " | ".join(budgets) + " |",
+             "| --- | --- |" + " --- |" * len(budgets)]  # fmt: skip
+    for m in fm:
+        opts = ", ".join(f"{k}={v}" for k, v in variants[m].set.items()) if m in variants else "params.yaml"
+        cells = []
+        for b in budgets:
+            h = ans["budgets"][b]["foundation"].get(m)
+            cells.append("" if h is None else f"{h['verdict']} {h['mean_difference']:+.3f} [{h['ci_low']:+.3f}, "
+                         f"{h['ci_high']:+.3f}] n={h['datasets']}")  # fmt: skip
+        lines.append(f"| `{m}` | {opts} | " + " | ".join(cells) + " |")
+    pairs = [(m, f"{m}-stats") for m in fm if f"{m}-stats" in fm]
+    if not pairs:
+        return lines
+    lines += ["", "## What instance normalisation hides: VUS-PR with and without level/scale statistics", "",
+              "`zero_shot.score: reconstruction+stats` adds each window's deviation in level and scale from the train "
+              "split (what MOMENT's RevIN removes) to its reconstruction error. Test VUS-PR per dataset, zero-shot "
+              "(budget 0) and at the row validation picks on the full train split.", ""]  # fmt: skip
+    cols = [(b, m, s) for b in ("0", "full") for m, s in pairs]
+    lines += ["| dataset | " + " | ".join(f"{m} / +stats ({b})" for b, m, _ in cols) + " |",
+              "| --- |" + " --- |" * len(cols)]  # fmt: skip
+    frames = {b: ans["budgets"][b]["all_scores"] for b in ("0", "full") if b in ans["budgets"]}
+    names = sorted({n for f in frames.values() for n in f.index})
+    for n in names:
+        cells = []
+        for b, m, st in cols:
+            f = frames.get(b)
+            if f is None or n not in f.index:
+                cells.append("")
+                continue
+            cells.append(f"{_f(f.loc[n, m])} / {_f(f.loc[n, st])}")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    means = []
+    for b, m, st in cols:
+        f = frames.get(b)
+        both = f[[m, st]].dropna() if f is not None else None
+        if both is not None and len(both):
+            means.append(f"{m} at {b}: {both[m].mean():.3f} -> {both[st].mean():.3f} over {len(both)} datasets")
+    return lines + ["", "Means: " + "; ".join(means) + ".", ""]
 
 
 def _rank_table(ans: dict[str, Any]) -> list[str]:

@@ -50,3 +50,18 @@ class Reference:
         ref = cls.__new__(cls)
         ref.centre, ref.spread = np.asarray(state["centre"]), np.asarray(state["spread"])
         return ref
+
+
+def moments_at(values: np.ndarray, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Level and log-scale of the ``length``-step windows of ``values`` (rows, KPIs) starting at
+    ``starts``: (windows, KPIs) each, from running sums (cheap at stride 1)."""
+    v = np.asarray(values, dtype=np.float64)
+    zero = np.zeros((1, v.shape[1]))
+    s1 = np.concatenate([zero, np.cumsum(v, axis=0)])
+    s2 = np.concatenate([zero, np.cumsum(v * v, axis=0)])
+    starts = np.asarray(starts, dtype=np.int64)
+    n = np.minimum(length, len(v) - starts)[:, None].astype(np.float64)
+    stop = starts + n[:, 0].astype(np.int64)
+    level = (s1[stop] - s1[starts]) / n
+    var = np.maximum((s2[stop] - s2[starts]) / n - level**2, 0.0)
+    return level, np.log(np.sqrt(var) + EPS)

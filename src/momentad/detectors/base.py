@@ -61,6 +61,9 @@ class RunContext:
     mask_anomalies: bool = False  # budget.include_anomalous: train on windows with anomalies, masked
     state_dir: Path | None = None  # per-epoch checkpoints, for resuming an interrupted run
     progress: bool = False
+    # the whole train split, whatever the budget: what "normal" looks like for statistics a
+    # detector fits without training (MOMENT's level/scale reference at budget 0)
+    reference: Split | None = None
 
 
 def as_split(x: Any, y: Any = None, name: str = "input", length: int = 512, stride: int = 512) -> Split:
@@ -110,9 +113,9 @@ class Detector:
 
     # -- what it can do -----------------------------------------------------------------------
     @classmethod
-    def budgets(cls, sizes: list[int]) -> list[int | str]:
+    def budgets(cls, sizes: list[int], options: Any = None) -> list[int | str]:
         """The budgets it runs at: 0 (no training) if ``zero_shot``, every size (and ``full``)
-        if it ``trains``."""
+        if it ``trains``; ``options`` (its params section) may change that."""
         out: list[int | str] = [0] if cls.zero_shot else []
         if cls.trains:
             out += [*sizes, *([FULL] if cls.full_split else [])]
@@ -129,9 +132,10 @@ class Detector:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Any, ctx: RunContext) -> Detector:
-        """Build from the validated params tree: the options section named like the method."""
-        return cls(cfg.options[cls.name], ctx)
+    def from_config(cls, cfg: Any, ctx: RunContext, method: str | None = None) -> Detector:
+        """Build from the validated params tree: the options section named like the method
+        (``method``: a variant id such as ``moment-tsbad``, whose section it reads instead)."""
+        return cls(cfg.options[method or cls.name], ctx)
 
     # -- the interface ------------------------------------------------------------------------
     def fit(self, X: Any = None, y: Any = None, X_val: Any = None) -> Detector:

@@ -1,7 +1,8 @@
 """Method name -> detector class. A method is the module ``momentad.detectors.<name>`` defining a
 :class:`~momentad.detectors.base.Detector` subclass decorated with ``@register``: adding one is
 that file, its options section in params.yaml (named like the method) and its name in
-``methods``. Looking a method up imports its module only, so a stage that runs a
+``methods``. A variant ``<method>-<name>`` (e.g. ``moment-tsbad``) is the same detector with
+its own options section. Looking a method up imports its module only, so a stage that runs a
 scikit-learn method never pays for importing torch."""
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ def names() -> list[str]:
     return sorted(_discover())
 
 
+def base_name(name: str) -> str:
+    """The method a variant id belongs to: ``moment-tsbad`` -> ``moment`` (a variant is the same
+    detector under its own options section, so one study can run several recipes side by side)."""
+    return name.split("-", 1)[0]
+
+
 def detector_class(name: str) -> type[Detector]:
-    """The class registered as ``name``, or a one-line error listing the known ones."""
+    """The class registered as ``name`` (or as the base of a variant id ``<method>-<variant>``),
+    or a one-line error listing the known ones."""
+    name = base_name(name)
     found = _load(name)
     if found is not None:
         return found
@@ -86,15 +95,15 @@ def configure(cfg: Params, only: str | None = None) -> Params:
     known = names()
     options = {}
     for name, opts in cfg.options.items():
-        if name not in known:
+        if base_name(name) not in known:
             close = difflib.get_close_matches(name, known + ["seed", "threads", "data", "window", "evaluate",
                                                              "budget", "methods"], n=1)  # fmt: skip
             hint = f"did you mean {close[0]}?" if close else f"methods: {', '.join(known)}"
             raise InputError(f"params.yaml: {name} is not a known section; {hint}")
         options[name] = build(detector_class(name).Params, opts, name)
     for m in cfg.methods:
-        if m not in known:
-            close = difflib.get_close_matches(m, known, n=1)
+        if base_name(m) not in known:
+            close = difflib.get_close_matches(base_name(m), known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise InputError(f"params.yaml: methods lists {m!r}; {hint}known: {', '.join(known)}")
         if m not in options:
