@@ -11,7 +11,7 @@ QUIET_PIP := { grep -v "^WARNING: Location 'file:" || true; }
 # The venv's tools first, so dvc.yaml's `python -m stages...` runs inside it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint lock clean
+.PHONY: setup run study test lint lock clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/dvc repro
+	@echo "the answer: reports/compare.md (headline numbers: metrics/compare.json; charts: plots/compare/)"
+
+# The cross-dataset study (study.yaml): every shipped dataset, then one answer across them.
+study: $(STAMP)
+	$(BIN)/dvc repro study/dvc.yaml
+	@echo "the answer across datasets: reports/study.md (headline numbers: metrics/study.json)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

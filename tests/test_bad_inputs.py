@@ -70,6 +70,44 @@ def model_dir_without_safetensors(tmp: Path) -> None:
     set_params(tmp, **{"moment.checkpoint": str(d)})
 
 
+def gzip_named_csv(path: Path, frame: pd.DataFrame) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+
+
+def latin1(path: Path, frame: pd.DataFrame) -> None:
+    path.write_bytes(frame.rename(columns={frame.columns[1]: frame.columns[1] + "_caf\xe9"}).to_csv(index=False)
+                     .encode("latin-1"))  # fmt: skip
+
+
+def commented(path: Path, frame: pd.DataFrame) -> None:
+    path.write_text("# exported by the monitoring system\n# units: ms\n" + frame.to_csv(index=False))
+
+
+def duplicate_label(path: Path, frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame["label2"] = frame.get("label", 0)
+    frame.rename(columns={"label2": "label"}).to_csv(path, index=False)
+
+
+def duplicate_kpi(path: Path, frame: pd.DataFrame) -> None:
+    cols = list(frame.columns)
+    frame.set_axis([*cols[:2], cols[1], *cols[3:]], axis=1).to_csv(path, index=False)
+
+
+def new(t: Path) -> pd.DataFrame:
+    return pd.read_csv(t / "new.csv")
+
+
+def with_value(frame: pd.DataFrame, row: int, value: str) -> pd.DataFrame:
+    frame = frame.copy()
+    col = frame.columns[1]
+    frame[col] = frame[col].astype(object)
+    frame.loc[row, col] = value
+    return frame
+
+
 PRE, DET, SCORE = "preprocess", "detect", "score"
 IF = "isolation_forest"  # the method the cases run
 CASES = [
@@ -145,6 +183,42 @@ CASES = [
      SCORE, ["--method", "isolation_forest_full"], "the header holds ';'"),
     ("score: inf in input", lambda t: pd.read_csv(t / "new.csv").assign(**{pd.read_csv(t / "new.csv").columns[1]:
      np.inf}).to_csv(t / "new.csv", index=False), SCORE, ["--method", "isolation_forest_full"], "is infinite at row 0"),
+    # one reader for preprocess and `momentad score`: the same faults, the same lines
+    ("duplicate label column", lambda t: (own_data(t), duplicate_label(t / "bad.csv", csv())), PRE, [],
+     "bad.csv: column 'label' appears twice (columns 4 and 5); rename or drop one"),
+    ("duplicate KPI column", lambda t: (own_data(t), duplicate_kpi(t / "bad.csv", csv())), PRE, [],
+     "bad.csv: column 'svc_cpu' appears twice (columns 2 and 3)"),
+    ("score: duplicate KPI column", lambda t: duplicate_kpi(t / "new.csv", new(t)), SCORE,
+     ["--method", "isolation_forest_full"], "new.csv: column '"),
+    ("gzip named .csv", lambda t: (own_data(t), gzip_named_csv(t / "bad.csv", csv())), PRE, [],
+     "bad.csv: the file is gzip-compressed; name it bad.csv.gz or decompress it"),
+    ("score: gzip named .csv", lambda t: gzip_named_csv(t / "new.csv", new(t)), SCORE,
+     ["--method", "isolation_forest_full"], "new.csv: the file is gzip-compressed"),
+    ("latin-1 file", lambda t: (own_data(t), latin1(t / "bad.csv", csv())), PRE, [],
+     "bad.csv: not UTF-8 text (byte b'\\xe9' at offset"),
+    ("score: latin-1 file", lambda t: latin1(t / "new.csv", new(t)), SCORE, ["--method", "isolation_forest_full"],
+     "new.csv: not UTF-8 text"),
+    ("comment lines above the header", lambda t: (own_data(t), commented(t / "bad.csv", csv())), PRE, [],
+     "remove comment or title lines above it"),
+    ("score: comment lines", lambda t: commented(t / "new.csv", new(t)), SCORE, ["--method", "isolation_forest_full"],
+     "remove comment or title lines above it"),
+    ("1e39 in test KPI (beyond float32)", lambda t: own_data(t, csv({(390, "svc_latency"): "1e39"})), PRE, [],
+     "column 'svc_latency' holds 1e+39 at row 390, beyond the float32 range"),
+    ("1e308 in train KPI", lambda t: own_data(t, csv({(20, "svc_cpu"): "1e308"})), PRE, [],
+     "column 'svc_cpu' holds 1e+308 at row 20, beyond the float32 range"),
+    ("score: 1e39 in input", lambda t: with_value(new(t), 5, "1e39").to_csv(t / "new.csv", index=False), SCORE,
+     ["--method", "isolation_forest_full"], "holds 1e+39 at row 5, beyond the float32 range"),
+    # MOMENT's recipes
+    ("tsbad recipe with a classification head", lambda t: set_params(t, **{"moment.zero_shot.recipe": "tsbad",
+     "moment.finetune.objective": "classification"}), DET, ["moment"],
+     "moment.finetune.objective=classification has no TSB-AD counterpart"),
+    ("int8 with head fine-tuning", lambda t: set_params(t, **{"moment.quantization": "int8",
+     "moment.finetune.method": "head"}), DET, ["moment"], "finetune.method=head trains unquantised weights"),
+    ("tsbad window not whole patches", lambda t: set_params(t, **{"moment.zero_shot.recipe": "tsbad",
+     "moment.zero_shot.window": 60}), DET, ["moment"],
+     "moment.zero_shot.window=60 must be a multiple of MOMENT's patch length 8"),
+    ("unknown fine-tuning method", lambda t: set_params(t, **{"moment.finetune.method": "prefix"}), DET, ["moment"],
+     "moment.finetune.method must be one of 'lora', 'head', 'full'"),
 ]  # fmt: skip
 
 

@@ -36,16 +36,12 @@ def _run_info(layout: Layout, row: str, listing: bool = False) -> dict:
 
 
 def read_input(path: Path) -> pd.DataFrame:
-    """A trainticket-layout CSV: ``timestamp`` + KPI columns, optional ``label``."""
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path)
-    except Exception as e:  # parser errors come in several types
-        raise InputError(f"{path}: not a readable CSV ({type(e).__name__}); save it as comma-separated UTF-8") from None
-    if "timestamp" not in frame.columns:
-        from momentad.loaders._common import separator_hint
+    """A trainticket-layout CSV: ``timestamp`` + KPI columns, optional ``label`` (read by the
+    loaders' reader: the same checks and messages as preprocess)."""
+    from momentad.loaders._common import read_csv, separator_hint
 
+    frame = read_csv(path)
+    if "timestamp" not in frame.columns:
         hint = separator_hint(frame.columns)
         raise InputError(f"{path}: column 'timestamp' not found; {hint or 'add it as the first column'}")
     return frame

@@ -54,7 +54,8 @@ def die_with_parent() -> None:
 
 
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a Typer command: bad input becomes ``error: <message>`` and exit code 2."""
+    """Decorate a Typer command: bad input becomes ``error: <message>`` and exit code 2, Ctrl-C
+    exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,5 +65,8 @@ def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
         except InputError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:  # Ctrl-C: an interrupt, not a broken input (outputs are written atomically)
+            typer.echo("interrupted: nothing was written; run the command again to resume", err=True)
+            raise typer.Exit(code=130) from None
 
     return wrapper

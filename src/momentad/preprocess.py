@@ -191,6 +191,13 @@ def _features(raw: RawData) -> pd.DataFrame:
                 f"{raw.origin}: column '{c}' is infinite at row {i} ({raw.frame[c].iloc[i]!r}); "
                 "fix the value or leave the cell empty (empty cells are forward-filled and counted)"
             )
+        big = np.abs(s.to_numpy(dtype="float64", na_value=np.nan)) > FLOAT32_MAX
+        if big.any():  # processed tables hold float32: it would become inf there (and square to inf in std)
+            i = int(np.flatnonzero(big)[0])
+            raise InputError(
+                f"{raw.origin}: column '{c}' holds {raw.frame[c].iloc[i]!r} at row {i}, beyond the float32 range "
+                f"(|x| <= {FLOAT32_MAX:.3g}) the processed data are stored in; fix the value or rescale the column"
+            )
         out[str(c)] = s.astype("float64")
     return pd.DataFrame(out)
 
@@ -200,6 +207,9 @@ def _as_float(v) -> float:
         return float(str(v).strip())
     except ValueError:
         return float("nan")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _labels(raw: RawData) -> pd.Series:
@@ -250,7 +260,13 @@ def transform(raw: RawData, schema: dict[str, Any]) -> pd.DataFrame:
     feats = _features(sub)[features]
     limit = schema["quality"]["ffill_limit"]
     segment = segment_ids(ts, limit)
+    empty = int(feats.isna().sum().sum())
     feats = forward_fill(feats, segment, limit)
+    imputed = feats.isna().sum()
+    if empty:  # counted as preprocess counts them: a silent fill would change what gets flagged
+        log.warning("%s: %d empty cells; %d forward-filled (gaps of at most %d steps), %d in %d KPI(s) imputed with "
+                    "the train centre%s", raw.origin, empty, empty - int(imputed.sum()), limit, int(imputed.sum()),
+                    int((imputed > 0).sum()), f" (most: '{imputed.idxmax()}')" if imputed.sum() else "")  # fmt: skip
     sc = schema["scaler"]
     scaled = scale_features(feats, pd.Series(sc["center"]), pd.Series(sc["scale"]), pd.Series(sc["impute"]))
     label = _labels(sub) if has_label else pd.Series(np.zeros(len(scaled), dtype="int8"))
@@ -375,6 +391,9 @@ def preprocess(raw: RawData, data: DataParams, protocol: str = "default") -> Pro
         }
         if df["label"].sum() == 0 and k == "test":
             log.warning("the test split has no labelled anomaly: methods are judged by their false-alarm rate")
+        if len(df) and df["label"].all():
+            log.warning("every row of the %s split is labelled anomalous (label 1 = anomaly): check the label "
+                        "column; with no normal rows there, its metrics and thresholds mean little", k)  # fmt: skip
 
     schema = {
         "source": raw.source,

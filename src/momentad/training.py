@@ -201,7 +201,7 @@ class TrainLoop:
                 sched.step()
                 info["step"] += 1
                 losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)  # redraw at mininterval only
                 bar.update(1)
             bar.close()
             hooks.on_epoch_end(epoch)

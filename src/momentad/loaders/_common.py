@@ -21,18 +21,40 @@ def existing(path: str | Path, what: str = "file") -> Path:
     return p
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """Read a CSV, turning parser failures and empty tables into one-line errors."""
-    existing(path)
+    """Read a CSV (plain or compressed, by its extension) as every entry point does: parser
+    failures, encodings, empty tables and repeated column names become one-line errors."""
+    path = existing(path)
     try:
         df = pd.read_csv(path, **kwargs)
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, **kwargs) if len(df.columns) else None
+        header = [] if first is None else first.iloc[0].tolist()
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file has no rows; point data.path at a file with data") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        with open(path, "rb") as f:
+            compressed = f.read(2) == GZIP_MAGIC
+        if compressed:
+            raise InputError(f"{path}: the file is gzip-compressed; name it {path.name}.gz or decompress it") from None
+        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
+                         "save it as UTF-8 (spreadsheets: 'CSV UTF-8')") from None  # fmt: skip
+    except pd.errors.ParserError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: not a readable CSV ({first}); check the file format") from None
+        raise InputError(f"{path}: not a readable CSV ({first}); the first line must be the header (remove "
+                         "comment or title lines above it) and every row needs as many fields") from None  # fmt: skip
+    except OSError as e:  # a corrupt .gz, a permission problem
+        raise InputError(f"{path}: cannot be read ({e.strerror or e}); check the file") from None
     if df.empty:
         raise InputError(f"{path}: file has a header but no rows; point data.path at a file with data")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(str(h).strip() for h in header):
+        if name in seen:  # pandas would rename it "<name>.1" and hand it on as another column
+            raise InputError(f"{path}: column '{name}' appears twice (columns {seen[name] + 1} and {i + 1}); rename "
+                             "or drop one")  # fmt: skip
+        seen[name] = i
     return df
 
 
