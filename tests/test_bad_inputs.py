@@ -208,6 +208,8 @@ CASES = [
      "column 'svc_cpu' holds 1e+308 at row 20, beyond the float32 range"),
     ("score: 1e39 in input", lambda t: with_value(new(t), 5, "1e39").to_csv(t / "new.csv", index=False), SCORE,
      ["--method", "isolation_forest_full"], "holds 1e+39 at row 5, beyond the float32 range"),
+    ("score: --output is a folder", lambda t: (t / "out.csv").mkdir(), SCORE, ["--method", "isolation_forest_full"],
+     "out.csv: is a folder; give a file name"),
     # MOMENT's recipes
     ("tsbad recipe with a classification head", lambda t: set_params(t, **{"moment.zero_shot.recipe": "tsbad",
      "moment.finetune.objective": "classification"}), DET, ["moment"],
@@ -276,5 +278,5 @@ def test_bad_input_one_line_exit_2_nothing_changed(case, prepared, tmp_path, mon
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert message in lines[0], lines[0]
     assert snapshot(work) == before, "a failed run changed outputs"
-    assert not (work / "out.csv").exists()
+    assert not (work / "out.csv").is_file() and not list(work.glob(".out.csv.tmp-*"))
     print(f"| {name} | {result.exit_code} | {lines[0]} |")  # the table for the closing note (pytest -s)

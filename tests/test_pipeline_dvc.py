@@ -45,6 +45,23 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
                    cwd=repo_copy, check=True)  # fmt: skip
+    # bad input through `dvc repro`: the one-line error and exit code of the stage; DVC removed the
+    # stage's outputs before running it, and `dvc checkout` brings back the last good ones
+    processed = sorted(p.name for p in (repo_copy / "data/processed").iterdir())
+    (repo_copy / "own.csv").write_text("timestamp,a,label,label\n2026-01-01T00:00:00Z,1,0,0\n")
+    write_params(repo_copy, small_params(**{"methods": methods, "budget.draws": 2, "data.source": "trainticket",
+                                            "data.path": "own.csv"}))  # fmt: skip
+    bad = dvc(repo_copy, "repro")
+    assert bad.returncode != 0
+    assert "error: own.csv: column 'label' appears twice (columns 3 and 4); rename or drop one" in bad.stderr
+    assert not (repo_copy / "data/processed").exists()
+    subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=repo_copy, check=True)
+    (repo_copy / "own.csv").unlink()
+    restored = dvc(repo_copy, "checkout")
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(p.name for p in (repo_copy / "data/processed").iterdir()) == processed
+    assert "up to date" in dvc(repo_copy, "status", "dvc.yaml").stdout
+
     # a data knob makes the data stages stale (running it would recompute everything)
     write_params(repo_copy, small_params(**{"methods": methods, "budget.draws": 2, "data.synthetic.noise": 0.08}))
     stale = dvc(repo_copy, "status", "dvc.yaml")
