@@ -154,6 +154,37 @@ def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> Non
                    f"{info['threshold']['value']:.6g} ({info['threshold']['rule']})")  # fmt: skip
 
 
+@app.command()
+@stage
+def export(
+    split: str = typer.Argument("test", help="the split to write: train, val or test."),
+    output: Path = typer.Option(..., "--output", "-o", help="CSV written: timestamp, the KPIs, label."),
+    root: Path = typer.Option(Path("."), help="project folder whose `dvc repro` prepared the data."),
+) -> None:
+    """Write one split as the pipeline saw it, unscaled back to the KPIs' own units, in the layout
+    `momentad score` reads (timestamp, KPIs, label): e.g. `momentad export test -o test_raw.csv`
+    to score the test split yourself."""
+    from momentad.data import _read
+    from momentad.io import atomic_file
+
+    if split not in ("train", "val", "test"):
+        raise InputError(f"split {split!r}: use train, val or test")
+    layout = Layout(root)
+    path = layout.processed / "schema.json"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; run `make run` (or `dvc repro`) first")
+    schema = json.loads(path.read_text())
+    table = _read(layout.processed / f"{split}.parquet", "preprocess")
+    feats = schema["features"]
+    sc = schema["scaler"]
+    frame = table[feats] * pd.Series(sc["scale"])[feats] + pd.Series(sc["center"])[feats]
+    frame.insert(0, "timestamp", table["timestamp"])
+    frame["label"] = table["label"]
+    with atomic_file(output) as tmp:
+        frame.to_csv(tmp, index=False)
+    typer.echo(f"{split}: {len(frame)} rows, {len(feats)} KPIs -> {output}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
