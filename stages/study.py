@@ -26,6 +26,20 @@ def main(
     from momentad.study import run_dataset
 
     setup_logging(verbose)
+    import logging
+
+    # every method and draw of a dataset meets the same facts of its data (e.g. no labelled
+    # anomaly in validation): said once per dataset, not once per run
+    seen: set[str] = set()
+
+    def once(record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        new = msg not in seen
+        seen.add(msg)
+        return new
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(once)
     r = run_dataset(dataset, params, study)
     if r["status"] != "ok":
         typer.echo(f"{dataset}: {r['status']}")

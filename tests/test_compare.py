@@ -106,7 +106,9 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert "| random_forest_500 | 0.15 [0.00, 0.66] |" in md  # 0 of 2 events: Wilson [0, 0.66]
     summary = json.loads((tmp_path / "metrics/compare.json").read_text())
     assert summary["best"] == "isolation_forest_full" and summary["pretrained"] is False
-    assert summary["vus_pr"] == {"isolation_forest": 0.4, "moment": 0.09, "random_forest": 0.06}
+    scores = json.loads((tmp_path / "metrics/scores.json").read_text())
+    assert scores["vus_pr"] == {"isolation_forest": 0.4, "moment": 0.09, "random_forest": 0.06}
+    assert set(summary) == {"answer", "best", "best_vus_pr", "pretrained"}  # the headline only
     assert details["vus_pr"]["moment"] == {"500": 0.09, "100": 0.07, "0": 0.05}
     assert details["vus_pr"]["isolation_forest"] == {"full": 0.4, "500": 0.36, "100": 0.24}
     # isolation_forest's scores carry a clearly stronger signal at every budget: MOMENT is worse

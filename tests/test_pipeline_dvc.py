@@ -23,7 +23,8 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     stages = {"preprocess", "window", "compare"} | {f"detect@{m}" for m in methods}
     assert stages == ran(first.stdout)
     summary = json.loads((repo_copy / "metrics/compare.json").read_text())
-    assert set(summary["answer"]) == {"8", "16", "full"} and set(summary["vus_pr"]) == set(methods)
+    scores = json.loads((repo_copy / "metrics/scores.json").read_text())
+    assert set(summary["answer"]) == {"8", "16", "full"} and set(scores["vus_pr"]) == set(methods)
     details = json.loads((repo_copy / "reports/compare.json").read_text())
     assert set(details["vus_pr"]["isolation_forest"]) == {"8", "16", "full"}
     assert set(details["vus_pr"]["squared_difference"]) == {"0"}
@@ -156,7 +157,8 @@ def test_a_new_method_is_one_module_and_its_params(repo_copy):
     assert result.returncode == 0, result.stderr + result.stdout
     assert {"detect@toy_fm", "compare"} <= ran(result.stdout)
     summary = json.loads((repo_copy / "metrics/compare.json").read_text())
-    assert "toy_fm" in summary["vus_pr"] and summary["pretrained"] is False
+    scores = json.loads((repo_copy / "metrics/scores.json").read_text())
+    assert "toy_fm" in scores["vus_pr"] and summary["pretrained"] is False
     verdict = json.loads((repo_copy / "reports/compare.json").read_text())["verdict"]
     assert {v["moment"] for v in verdict.values()} == {"toy_fm_0"}  # the foundation-model side of every budget
     assert "The foundation model ran with random-init weights" in (repo_copy / "reports/compare.md").read_text()

@@ -61,7 +61,7 @@ def test_a_queued_experiment_runs_on_dvc_tracked_own_data(repo_copy):
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("metrics/compare.json", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("metrics/scores.json", {}).get("data", {})
                 if metrics:
                     found[params["isolation_forest"]["n_estimators"]] = metrics["vus_pr"]["isolation_forest"]
     assert set(found) == {50}, (found, status)

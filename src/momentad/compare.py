@@ -26,6 +26,9 @@ from momentad.rca import baro_event_scores, fault_events, localise
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 FOUNDATION, CLASSIC = "foundation model", "classic"
+# the second metrics file (each method's best VUS-PR, MOMENT's differences), beside the headline
+# metrics/compare.json, so `dvc metrics show metrics/compare.json` fits a terminal
+SCORES = Path("metrics") / "scores.json"
 
 
 def side(row: dict[str, Any]) -> str:
@@ -245,23 +248,23 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     return out
 
 
-def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """metrics/compare.json: the headline for `dvc metrics show` / `dvc exp show`: the answer
-    per budget (verdict and difference), the best row, each method's best test VUS-PR and
-    whether the foundation model's weights were pretrained."""
+def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two metrics files of `dvc metrics show` / `dvc exp show`: ``metrics/compare.json``, the
+    headline (the answer per budget, the best row and its VUS-PR, whether the foundation model's
+    weights were pretrained), and ``metrics/scores.json`` (MOMENT's difference per budget, each
+    method's best test VUS-PR, or its lowest false-alarm rate on a series without anomalies)."""
     fm = tab[tab["side"] == FOUNDATION]
-    out: dict[str, Any] = {"answer": {b: v["verdict"] for b, v in verdict.items()},
-                           "difference": {b: v["moment_minus_best_baseline"] for b, v in verdict.items()},
-                           "best": tab.iloc[0]["id"]}  # fmt: skip
-    if len(fm):
-        out["pretrained"] = bool((fm["weights"] == "pretrained").all())
+    head: dict[str, Any] = {"answer": {b: v["verdict"] for b, v in verdict.items()}, "best": tab.iloc[0]["id"]}
+    scores: dict[str, Any] = {"difference": {b: v["moment_minus_best_baseline"] for b, v in verdict.items()}}
     if labelled(tab):
-        out["best_vus_pr"] = round(float(tab.iloc[0]["vus_pr"]), 4)
-        out["vus_pr"] = {m: round(float(g["vus_pr"].max()), 4) for m, g in tab.groupby("method", sort=False)}
+        head["best_vus_pr"] = round(float(tab.iloc[0]["vus_pr"]), 4)
+        scores["vus_pr"] = {m: round(float(g["vus_pr"].max()), 4) for m, g in tab.groupby("method", sort=False)}
     else:
-        out["false_alarm_rate"] = {m: round(float(g["false_alarm_rate"].min()), 4)
-                                   for m, g in tab.groupby("method", sort=False)}  # fmt: skip
-    return out
+        scores["false_alarm_rate"] = {m: round(float(g["false_alarm_rate"].min()), 4)
+                                      for m, g in tab.groupby("method", sort=False)}  # fmt: skip
+    if len(fm):
+        head["pretrained"] = bool((fm["weights"] == "pretrained").all())
+    return head, scores
 
 
 def details(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]], root_cause: list[dict[str, Any]]) -> dict:
@@ -340,9 +343,11 @@ def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
     rca = root_cause_rows(rows, best, baro_reference(layout.processed))
     if plots:
         draw_plots(layout, tab, rows, frames, recall, rca, learning_curve(tab, cfg.budget.sizes), best)
-    summ = summary(tab, verdict)
+    summ, scores = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
+    with atomic_file(layout.root / SCORES) as tmp:
+        write_json(tmp, scores)
     with atomic_file(layout.compare_details) as tmp:
         write_json(tmp, details(tab, verdict, rca))
     with atomic_file(layout.report) as tmp:
