@@ -116,7 +116,7 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     v = details["verdict"]
     assert v["100"]["ci_low"] <= v["100"]["moment_minus_best_baseline"] <= v["100"]["ci_high"] < 0
     assert v["100"]["chosen_by"] == "validation VUS-PR" and v["100"]["best_baseline"] == "isolation_forest_100"
-    assert summary["difference"]["100"] == v["100"]["moment_minus_best_baseline"]
+    assert scores["difference"]["100"] == v["100"]["moment_minus_best_baseline"]
     assert "2000 replicates" in v["100"]["interval"] or "200 replicates" in v["100"]["interval"]
     line = next(x for x in md.splitlines() if x.startswith("- **Budget 100**"))
     assert line.startswith("- **Budget 100** (100 training windows; MOMENT with RANDOM-INIT weights, not pretrained): "

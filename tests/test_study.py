@@ -28,7 +28,7 @@ VARIANTS = {"moment-tsbad": {"set": TSBAD, "max_kpis": 1},
 
 
 def study_file(repo, datasets: dict, variants: dict | None = None) -> None:
-    doc = {"set": {}, "datasets": datasets, **({"variants": variants} if variants else {})}
+    doc = {"set": {}, "variants": variants or {}, "datasets": datasets}
     (repo / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
