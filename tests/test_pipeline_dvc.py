@@ -90,6 +90,9 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
         assert any(key in name for name in rendered), (key, list(rendered))
     html = dvc(repo_copy, "plots", "show", "-o", "html")
     assert html.returncode == 0, html.stderr
+    page = (repo_copy / "html/index.html").read_text()
+    # renders with no network: Vega is inlined by .dvc/plots/offline.html, nothing is fetched
+    assert "vegaEmbed" in page and not re.search(r"<script[^>]+src=\"https?://", page)
     # every Vega plot has its own title and labelled axes
     for v in rendered.values():
         for p in v:
