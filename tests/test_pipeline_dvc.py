@@ -46,6 +46,12 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
                    cwd=repo_copy, check=True)  # fmt: skip
+    # the same results again leave git clean: run timings live under logs/ (untracked), not in outputs
+    redo = dvc(repo_copy, "repro", "--single-item", "--force", "compare")
+    assert redo.returncode == 0 and ran(redo.stdout) == {"compare"}, redo.stdout + redo.stderr
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo_copy, capture_output=True, text=True).stdout
+    assert dirty == "", dirty
+
     # bad input through `dvc repro`: the one-line error and exit code of the stage; DVC removed the
     # stage's outputs before running it, and `dvc checkout` brings back the last good ones
     processed = sorted(p.name for p in (repo_copy / "data/processed").iterdir())
