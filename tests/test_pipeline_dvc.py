@@ -64,7 +64,7 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     assert not (repo_copy / "data/processed").exists()
     subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=repo_copy, check=True)
     (repo_copy / "own.csv").unlink()
-    restored = dvc(repo_copy, "checkout")
+    restored = dvc(repo_copy, "checkout", "preprocess")
     assert restored.returncode == 0, restored.stderr
     assert sorted(p.name for p in (repo_copy / "data/processed").iterdir()) == processed
     assert "up to date" in dvc(repo_copy, "status", "dvc.yaml").stdout
