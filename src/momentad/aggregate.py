@@ -2,11 +2,14 @@
 
 Per budget (every ``budget.sizes`` entry and ``full``), from each dataset's ``result.json``:
 
-- **Which row stands for a method.** A method's row at budget b is the one it ran at b; a method
-  that needs no training is its budget-0 row at every b; a method with both (MOMENT: zero-shot
-  and fine-tuned) takes the one with the higher validation VUS-PR where every candidate has one,
-  else its row at b. At ``full`` a method without a full-split row takes its largest budget the
-  same way. Nothing here reads test results to pick a row.
+- **Which row stands for a method.** Budget b means "at most b training windows of history": a
+  method's candidates at b are its rows at every budget up to b (0 included: a method that needs
+  no training is its budget-0 row at every b), and its full-split row where the series is too
+  short for b (its b row did not run because the train split holds fewer than b windows, so the
+  full split is all that history offers). With several candidates it takes the one with the
+  highest validation VUS-PR where every candidate has one, else the one trained on the most
+  data. At ``full`` a method without a full-split row takes its largest budget the same way.
+  Nothing here reads test results to pick a row.
 - **Ranks**: every method's test VUS-PR per dataset (datasets with labelled test anomalies whose
   every method has a row), mean rank, Friedman test with Nemenyi post-hoc and a
   critical-difference diagram (autorank, non-parametric mode).
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +62,27 @@ def _order(b: str) -> float:
     return np.inf if b == FULL else float(b)
 
 
+# budgets.span's reason for a budget the train split is too short for
+_TOO_SHORT = re.compile(
+    r"^not run: budget (\d+) needs \d+ (?:anomaly-free )?training windows; the train split has (\d+)$"
+)
+
+
+def too_short(row: dict[str, Any] | None) -> bool:
+    """Whether a budget's row did not run because the train split holds fewer windows."""
+    m = _TOO_SHORT.match((row or {}).get("status", ""))
+    return bool(m) and int(m.group(2)) < int(m.group(1))
+
+
 def pick(rows: dict[str, dict[str, Any]], budget: str) -> tuple[str, dict[str, Any]] | None:
     """(budget, row) standing for one method at ``budget`` (module docstring), or None."""
     ok = {b: r for b, r in rows.items() if r.get("status") == "ok"}
-    if budget == FULL and FULL not in ok:
-        cands = ok
+    if budget == FULL:
+        cands = {b: r for b, r in ok.items() if b in ("0", FULL)} if FULL in ok else ok
     else:
-        cands = {b: r for b, r in ok.items() if b in ("0", budget)}
+        cands = {b: r for b, r in ok.items() if b != FULL and _order(b) <= _order(budget)}
+        if FULL in ok and too_short(rows.get(budget)):
+            cands[FULL] = ok[FULL]
     if not cands:
         return None
     if len(cands) > 1 and all(r.get("val_vus_pr") is not None for r in cands.values()):
