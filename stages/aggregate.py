@@ -44,7 +44,8 @@ def main(
     head = headline(ans, results, pretrained)
     plots(ans, Path("plots/study"), pretrained)
     with atomic_file(Path("metrics/study.json")) as tmp:
-        write_json(tmp, head)
+        # under one key: `dvc exp show` columns study.answer.100 … never collide with compare.json's
+        write_json(tmp, {"study": head})
     with atomic_file(Path("reports/study.md")) as tmp:
         tmp.write_text(render(ans, results, cfg.methods, cfg.budget.sizes, systems, pretrained, variants))
     words = ", ".join(f"{b}: {v}" for b, v in head["answer"].items())

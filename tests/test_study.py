@@ -56,9 +56,13 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     assert first.returncode == 0, first.stderr + first.stdout
     assert ran(first.stdout) == {f"run@{d}" for d in ("app-02", "app-05", "purchase-01", "broken")} | {"aggregate"}
     assert first.stdout.rstrip().splitlines()[-1] != "" and "the answer: reports/study.md" in first.stdout
-    head = json.loads((repo / "metrics/study.json").read_text())
+    head = json.loads((repo / "metrics/study.json").read_text())["study"]
     assert head["datasets"] == 4 and head["failed"] == 1 and head["pretrained"] is False
     assert set(head["answer"]) == {"0", "8", "full"}
+    # the study's headline sits beside compare.json's in `dvc exp show` without a name clash
+    # (a clash turns a column into "metrics/x.json:answer.100", which --keep 'answer' misses)
+    cols = dvc(repo, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
+    assert "study.answer.8" in cols and "answer.full" in cols and not [c for c in cols if ".json:" in c], cols
     report = (repo / "reports/study.md").read_text()
     assert report.startswith("# Does MOMENT beat the classic detectors? 4 datasets from 3 systems")
     assert report.index("**MOMENT ran with random-init weights**") < report.index("## The answer")
@@ -84,7 +88,7 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     second = dvc(repo, "repro", "study/dvc.yaml")
     assert second.returncode == 0, second.stderr + second.stdout
     assert ran(second.stdout) == {"run@app-09", "aggregate"}, second.stdout
-    assert json.loads((repo / "metrics/study.json").read_text())["datasets"] == 5
+    assert json.loads((repo / "metrics/study.json").read_text())["study"]["datasets"] == 5
 
     # one method's options: every dataset's stage re-runs, but only that method is recomputed
     write_params(repo, small_params(**SMALL, **{"pca.n_components": 0.9}))
@@ -139,5 +143,5 @@ def test_study_split_across_two_machines_equals_one_queue(repo_copy, tmp_path):
     for name, dataset in (("a", "app-02"), ("b", "app-05")):
         mine = (clones[name] / f"study/runs/{dataset}/result.json").read_text()
         assert (c / f"study/runs/{dataset}/result.json").read_text() == mine
-    head = json.loads((c / "metrics/study.json").read_text())
+    head = json.loads((c / "metrics/study.json").read_text())["study"]
     assert head["datasets"] == 2 and head["failed"] == 0
