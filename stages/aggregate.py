@@ -43,9 +43,14 @@ def main(
     systems = {n: d.system for n, d in datasets.items()}
     head = headline(ans, results, pretrained)
     plots(ans, Path("plots/study"), pretrained)
-    with atomic_file(Path("metrics/study.json")) as tmp:
-        # under one key: `dvc exp show` columns study.answer.100 … never collide with compare.json's
-        write_json(tmp, {"study": head})
+    # the headline (study.json) and the numbers behind it (study_scores.json), as compare.json and
+    # scores.json; under one key, so `dvc exp show` columns study.answer.100 … never clash with
+    # compare.json's answer.100
+    short = ("datasets", "failed", "pretrained", "answer")
+    for name, part in (("study", {k: head[k] for k in short}),
+                       ("study_scores", {k: v for k, v in head.items() if k not in short})):  # fmt: skip
+        with atomic_file(Path(f"metrics/{name}.json")) as tmp:
+            write_json(tmp, {"study": part})
     with atomic_file(Path("reports/study.md")) as tmp:
         tmp.write_text(render(ans, results, cfg.methods, cfg.budget.sizes, systems, pretrained, variants))
     words = ", ".join(f"{b}: {v}" for b, v in head["answer"].items())

@@ -59,10 +59,14 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     head = json.loads((repo / "metrics/study.json").read_text())["study"]
     assert head["datasets"] == 4 and head["failed"] == 1 and head["pretrained"] is False
     assert set(head["answer"]) == {"0", "8", "full"}
+    numbers = json.loads((repo / "metrics/study_scores.json").read_text())["study"]
+    assert set(numbers["difference"]) <= {"0", "8", "full"} and set(numbers["best_by_rank"]) == {"0", "8", "full"}
     # the study's headline sits beside compare.json's in `dvc exp show` without a name clash
     # (a clash turns a column into "metrics/x.json:answer.100", which --keep 'answer' misses)
     cols = dvc(repo, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
-    assert "study.answer.8" in cols and "answer.full" in cols and not [c for c in cols if ".json:" in c], cols
+    assert {"study.answer.8", "study.best_by_rank.8", "answer.full"} <= set(cols) and not [
+        c for c in cols if ".json:" in c
+    ], cols
     report = (repo / "reports/study.md").read_text()
     assert report.startswith("# Does MOMENT beat the classic detectors? 4 datasets from 3 systems")
     assert report.index("**MOMENT ran with random-init weights**") < report.index("## The answer")

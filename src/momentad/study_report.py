@@ -17,7 +17,8 @@ CAVEAT = ("> **MOMENT ran with random-init weights** (the pretrained checkpoint 
 
 
 def headline(ans: dict[str, Any], results: dict[str, dict[str, Any]], pretrained: bool) -> dict[str, Any]:
-    """metrics/study.json: the answer per budget and what it rests on, nothing else."""
+    """The answer per budget and what it rests on, nothing else (metrics/study.json: datasets,
+    failed, pretrained, answer; metrics/study_scores.json: the rest)."""
     out: dict[str, Any] = {"datasets": len(results), "failed": sum(r.get("status") != "ok" for r in results.values()),
                            "pretrained": pretrained, "answer": {}, "difference": {}, "wilcoxon_p": {},
                            "effect_size": {}, "moment_rank": {}, "best_by_rank": {}}  # fmt: skip
