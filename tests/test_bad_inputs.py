@@ -229,6 +229,13 @@ CASES = [
     ("a method listed twice", lambda t: set_params(t, methods=[IF, IF]), PRE, [],
      "params.yaml: methods lists 'isolation_forest' twice; list each method once"),
     ("params.yaml missing", lambda t: (t / "params.yaml").unlink(), PRE, [], "params.yaml: params file not found"),
+    ("label_column null, a label column in the file", lambda t: own_data(t, csv(), **{
+     "data.trainticket.label_column": None}), PRE, [],
+     "bad.csv: column 'label' is not read as the label (data.trainticket.label_column is None); set "
+     "data.trainticket.label_column: label, or rename the column"),
+    ("a KPI named like the pipeline's fault_type", lambda t: own_data(t, csv().assign(fault_type=1.0), **{
+     "data.trainticket.fault_type_column": "cause"}), PRE, [],
+     "bad.csv: column 'fault_type' is not read as the fault type"),
     # MOMENT's recipes
     ("tsbad recipe with a classification head", lambda t: set_params(t, **{"moment.zero_shot.recipe": "tsbad",
      "moment.finetune.objective": "classification"}), DET, ["moment"],

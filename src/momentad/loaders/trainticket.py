@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from momentad.errors import InputError
 from momentad.loaders import RawData
 from momentad.loaders._common import finish, read_csv, require_column
+
+# the columns the pipeline adds to every table: a file column of that name that is not read as
+# such would be overwritten (or, with no label at all, handed to every detector as a KPI)
+_OWN = {"label": "label_column", "fault_type": "fault_type_column", "root_cause": "root_cause_column"}
 
 
 def load(path, options, data, seed) -> RawData:
@@ -22,6 +27,11 @@ def load(path, options, data, seed) -> RawData:
     if not has_label and not has_fault:
         require_column(df, label_col or "label", path, "data.trainticket.label_column (or fault_type_column)")
     meta = {c for c in (ts_col, label_col, fault_col, root_col) if c}
+    for name, key in _OWN.items():
+        if name in df.columns and name not in meta:
+            raise InputError(f"{path}: column '{name}' is not read as the {name.replace('_', ' ')} "
+                             f"(data.trainticket.{key} is {getattr(options, key)!r}); set "
+                             f"data.trainticket.{key}: {name}, or rename the column")  # fmt: skip
     frame = df[[c for c in df.columns if c not in meta]].copy()
     frame.insert(0, "timestamp", df[ts_col])
     out = finish(
