@@ -231,7 +231,7 @@ CASES = [
     ("params.yaml missing", lambda t: (t / "params.yaml").unlink(), PRE, [], "params.yaml: params file not found"),
     ("label_column null, a label column in the file", lambda t: own_data(t, csv(), **{
      "data.trainticket.label_column": None}), PRE, [],
-     "bad.csv: column 'label' is not read as the label (data.trainticket.label_column is None); set "
+     "bad.csv: column 'label' is not read as the label (data.trainticket.label_column is null); set "
      "data.trainticket.label_column: label, or rename the column"),
     ("a KPI named like the pipeline's fault_type", lambda t: own_data(t, csv().assign(fault_type=1.0), **{
      "data.trainticket.fault_type_column": "cause"}), PRE, [],

@@ -29,8 +29,9 @@ def load(path, options, data, seed) -> RawData:
     meta = {c for c in (ts_col, label_col, fault_col, root_col) if c}
     for name, key in _OWN.items():
         if name in df.columns and name not in meta:
+            now = getattr(options, key)
             raise InputError(f"{path}: column '{name}' is not read as the {name.replace('_', ' ')} "
-                             f"(data.trainticket.{key} is {getattr(options, key)!r}); set "
+                             f"(data.trainticket.{key} is {'null' if now is None else repr(now)}); set "
                              f"data.trainticket.{key}: {name}, or rename the column")  # fmt: skip
     frame = df[[c for c in df.columns if c not in meta]].copy()
     frame.insert(0, "timestamp", df[ts_col])
