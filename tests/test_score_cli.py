@@ -132,3 +132,47 @@ def test_console_script_is_installed():
     assert exe.is_file(), "pyproject.toml declares the momentad console script; `make setup` installs it"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "score" in out.stdout and "methods" in out.stdout
+
+
+def test_an_empty_stretch_is_counted_then_scored(runner, trained, caplog):
+    """A block of empty rows in a few KPIs: scored (forward-filled up to data.ffill_limit, the rest
+    imputed with the train centre) and reported with its count, as preprocess reports it."""
+    df = pd.read_csv(trained / "test.csv").drop(columns="label")
+    kpis = list(df.columns[1:5])
+    df[kpis] = df[kpis].astype(float)
+    df.loc[100:299, kpis] = float("nan")  # 200 rows x 4 KPIs
+    df.to_csv(trained / "holes.csv", index=False)
+    result = runner.invoke(
+        momentad_app, ["score", "--method", "isolation_forest_full", "-i", "holes.csv", "-o", "o.csv"]
+    )
+    assert result.exit_code == 0, result.output
+    # the same warning line preprocess logs (stderr on a terminal)
+    assert (
+        "holes.csv: 800 empty cells; 20 forward-filled (gaps of at most 5 steps), 780 in 4 KPI(s) imputed"
+        in caplog.text
+    )
+    assert len(pd.read_csv(trained / "o.csv")) == len(df)
+
+
+@pytest.mark.parametrize("where", ["score", "preprocess"])
+def test_ctrl_c_is_an_interrupt_not_a_broken_input(runner, trained, monkeypatch, where):
+    """Ctrl-C while a large CSV is read: exit 130 and one line saying so (not exit 2 'not a
+    readable CSV'), nothing written."""
+    import stages.preprocess
+
+    import momentad.app
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    before = sorted(p.name for p in (trained / "data/processed").iterdir())
+    if where == "score":
+        monkeypatch.setattr(momentad.app, "read_input", interrupted)
+        result = runner.invoke(momentad_app, ["score", "--method", "pca_full", "-i", "test.csv", "-o", "o.csv"])
+    else:
+        monkeypatch.setattr(stages.preprocess.loaders, "load", interrupted)
+        result = runner.invoke(preprocess_app, [])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == "interrupted: nothing was written; run the command again to resume"
+    assert not (trained / "o.csv").exists()
+    assert sorted(p.name for p in (trained / "data/processed").iterdir()) == before
