@@ -133,7 +133,7 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert zs["train_windows"].tolist() == [100, 500, 2000] and zs["vus_pr"].tolist() == pytest.approx([0.05] * 3)
     ft = curve[curve["method"] == "moment"]
     assert ft["vus_pr_std"].tolist() == pytest.approx([0.01, 0.01])
-    for png in ("learning_curve", "pr_curves", "fault_type_recall", "timeline"):
+    for png in ("learning_curve", "pr_curves", "verdict", "fault_type_recall", "timeline"):
         assert (tmp_path / f"plots/compare/{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -144,8 +144,27 @@ def test_without_validation_labels_moment_faces_every_detector_holm_corrected(ru
     v = json.loads((tmp_path / "reports/compare.json").read_text())["verdict"]
     assert v["100"]["chosen_by"] == "every detector, Holm-corrected" and v["100"]["moment"] == "moment_100"
     assert v["100"]["compared_with"] == 1 and v["100"]["verdict"] == "worse"  # random_forest_100 did not run
-    assert v["500"]["compared_with"] == 2 and v["500"]["worse_than"] == ["isolation_forest_500"]
+    # at most 500 windows: isolation_forest's 100-window row competes at 500 too
+    assert v["500"]["compared_with"] == 3
+    assert v["500"]["worse_than"] == ["isolation_forest_500", "isolation_forest_100"]
     assert v["full"]["moment"] == "moment_500"  # at full: its largest trained budget
+
+
+def test_a_budget_the_train_split_is_too_short_for_is_answered_by_the_full_split(runner, tmp_path, monkeypatch):
+    """Budget b means at most b windows: where the train split holds fewer than b, a method's
+    full-split row (every window there is) stands for it at b, as in the study's aggregate;
+    a budget that did not run for another reason is not replaced."""
+    monkeypatch.chdir(tmp_path)
+    fixture(tmp_path)
+    lay = Layout(tmp_path)
+    doc = json.loads(lay.details("isolation_forest").read_text())
+    doc["budgets"]["500"] = {"status": "not run: budget 500 needs 500 training windows; the train split has 300",
+                             "not_run_draws": []}  # fmt: skip
+    lay.details("isolation_forest").write_text(json.dumps(doc))
+    assert runner.invoke(compare_app, []).exit_code == 0
+    v = json.loads((tmp_path / "reports/compare.json").read_text())["verdict"]
+    assert v["500"]["best_baseline"] == "isolation_forest_full"  # validation VUS-PR 0.4 > its 100 row's 0.24
+    assert v["100"]["best_baseline"] == "isolation_forest_100"  # 100 ran: the full split stays out
 
 
 def test_intervals_resample_draws_as_well_as_events():
@@ -223,3 +242,20 @@ def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch
     assert "reports/methods/isolation_forest.json: not found; run `dvc repro detect@isolation_forest` first" in (
         result.output
     )
+
+
+def test_one_pr_chart_per_budget_with_every_method_and_the_weights_in_its_name(tmp_path):
+    """pr_curves.png: a panel per budget (0, each size, full), methods as series; a method that
+    needs no training in every panel, the foundation model named with its weights."""
+    from momentad.compare import pr_curves, read_all_scores, read_rows, table
+
+    fixture(tmp_path, strengths={**STRENGTH, "moving_variance": {"0": 1.0}})
+    rows, _ = read_rows(Layout(tmp_path), ["moment", "isolation_forest", "random_forest", "moving_variance"])
+    tab = table(rows)
+    panels = pr_curves(tab, read_all_scores(Layout(tmp_path), rows), [100, 500])
+    assert list(panels) == ["0", "100", "500", "full"]
+    assert list(panels["0"]) == ["moment (RANDOM-INIT)", "moving_variance"]
+    assert list(panels["100"]) == ["isolation_forest", "moment (RANDOM-INIT)", "moving_variance"]  # rf_100 not run
+    assert list(panels["full"]) == ["isolation_forest", "moving_variance", "random_forest"]
+    p, r = panels["500"]["isolation_forest"]
+    assert r[0] == 1.0 and p[-1] == 1.0  # sklearn order: recall from 1 down, precision up to 1

@@ -380,3 +380,35 @@ def test_same_results_with_one_or_two_threads(runner, workdir):
         assert out.returncode == 0, out.stderr
         got[t] = pd.read_parquet(Layout(workdir).scores("tcn_ae", 16))["score"].to_numpy()
     np.testing.assert_array_equal(got["1"], got["2"])
+
+
+def test_blas_follows_threads_not_omp_num_threads(tmp_path):
+    """PCA's SVD runs in OpenBLAS, which splits its sums by its own thread count: the runner
+    pins it to `threads` like torch. Unpinned, these scores (range 2.9e5) differed by 0.19 between
+    OMP_NUM_THREADS=1 and 2 (3.5e-7 of the score range on the AIOps KPI in the study)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = (
+        "import sys, numpy as np\n"
+        "from momentad.runner import deterministic\n"
+        "from momentad.detectors.pca import PCADetector, PCAParams\n"
+        "from threadpoolctl import threadpool_info\n"
+        "deterministic(2)\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info()}))\n"
+        "x = np.random.default_rng(0).normal(size=(3000, 3))\n"
+        "d = PCADetector(PCAParams(window=100, n_components=0.9)).fit(x)\n"
+        "np.save(sys.argv[1], d.decision_function(x))\n"
+    )
+    got = {}
+    for t in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t,
+               "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{t}.npy")], env=env,
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "[2]", out.stdout  # every BLAS / OpenMP pool at 2 threads
+        got[t] = np.load(tmp_path / f"{t}.npy")
+    np.testing.assert_array_equal(got["1"], got["2"])

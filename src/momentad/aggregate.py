@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from momentad.budgets import FULL
+from momentad.budgets import FULL, at_most, order
 from momentad.errors import InputError
 
 TIE = 0.01
@@ -58,37 +57,17 @@ def load_results(names: list[str], runs: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _order(b: str) -> float:
-    return np.inf if b == FULL else float(b)
-
-
-# budgets.span's reason for a budget the train split is too short for
-_TOO_SHORT = re.compile(
-    r"^not run: budget (\d+) needs \d+ (?:anomaly-free )?training windows; the train split has (\d+)$"
-)
-
-
-def too_short(row: dict[str, Any] | None) -> bool:
-    """Whether a budget's row did not run because the train split holds fewer windows."""
-    m = _TOO_SHORT.match((row or {}).get("status", ""))
-    return bool(m) and int(m.group(2)) < int(m.group(1))
-
-
 def pick(rows: dict[str, dict[str, Any]], budget: str) -> tuple[str, dict[str, Any]] | None:
     """(budget, row) standing for one method at ``budget`` (module docstring), or None."""
     ok = {b: r for b, r in rows.items() if r.get("status") == "ok"}
-    if budget == FULL:
-        cands = {b: r for b, r in ok.items() if b in ("0", FULL)} if FULL in ok else ok
-    else:
-        cands = {b: r for b, r in ok.items() if b != FULL and _order(b) <= _order(budget)}
-        if FULL in ok and too_short(rows.get(budget)):
-            cands[FULL] = ok[FULL]
+    status = {b: r.get("status", "") for b, r in rows.items()}
+    cands = {b: ok[b] for b in at_most(budget, list(ok), status)}
     if not cands:
         return None
     if len(cands) > 1 and all(r.get("val_vus_pr") is not None for r in cands.values()):
-        b = max(cands, key=lambda k: (cands[k]["val_vus_pr"], _order(k)))
+        b = max(cands, key=lambda k: (cands[k]["val_vus_pr"], order(k)))
     else:
-        b = max(cands, key=_order)
+        b = max(cands, key=order)
     return b, cands[b]
 
 

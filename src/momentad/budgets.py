@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,34 @@ def draw_seed(seed: int, draw: int) -> int:
     if draw == 0:
         return seed
     return hash_int(seed, "draw", draw) % 2**31
+
+
+def order(budget: str) -> float:
+    """Sort key of a budget: its number of windows, ``full`` last."""
+    return float("inf") if budget == FULL else float(budget)
+
+
+# span's reason for a budget the train split is too short for, as a row's status records it
+_TOO_SHORT = re.compile(
+    r"^not run: budget (\d+) needs \d+ (?:anomaly-free )?training windows; the train split has (\d+)$"
+)
+
+
+def too_short(status: str | None) -> bool:
+    """Whether a row's status says its budget did not run because the train split holds fewer windows."""
+    m = _TOO_SHORT.match(status or "")
+    return bool(m) and int(m.group(2)) < int(m.group(1))
+
+
+def at_most(budget: str, ran: Collection[str], status: Mapping[str, str]) -> list[str]:
+    """Budgets of one method's rows that stand for it at ``budget``, "at most b windows of
+    history": its rows up to b (0 included), plus its full-split row where the train split is too
+    short for b (``status``: the method's not-run reasons by budget); at ``full``, its full and
+    budget-0 rows (every row where it has no full one)."""
+    if budget == FULL:
+        return [b for b in ran if b in ("0", FULL)] if FULL in ran else list(ran)
+    out = [b for b in ran if b != FULL and order(b) <= order(budget)]
+    return out + [FULL] if FULL in ran and too_short(status.get(budget)) else out
 
 
 def span(index, size: int, largest: int, seed: int, draw: int, include_anomalous: bool) -> tuple[int, int]:

@@ -1,10 +1,11 @@
 """Gathering every method's results into one comparison (the `compare` stage).
 
 Rows are (method, budget) pairs, ``<method>_<budget>``. A budget is ``0`` (no training), a
-``budget.sizes`` entry, or ``full``. The question is asked per budget: the foundation model's
-row usable at that budget (a method whose weights come from a checkpoint; its budget-0 row needs
-no training windows, so it competes at every budget) against the classic detectors' row at it
-(methods that need no training compete at every budget too). Both rows are picked on validation,
+``budget.sizes`` entry, or ``full``. The question is asked per budget b, "at most b training
+windows": the foundation model's row usable at b (a method whose weights come from a checkpoint)
+against the classic detectors' row usable at b. A method's rows usable at b are its rows up to b
+(budget 0 included, so a method that needs no training competes at every budget) and its full
+split where the train split holds fewer than b windows. Both rows are picked on validation,
 never on test; where validation holds no labelled anomaly the foundation model is compared with
 every detector at once, Holm-corrected.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
-from momentad.budgets import FULL
+from momentad.budgets import FULL, at_most, order
 from momentad.errors import InputError
 from momentad.layout import Layout, read_details, row_id
 from momentad.rca import baro_event_scores, fault_events, localise
@@ -96,10 +97,6 @@ def read_all_scores(layout: Layout, rows: list[dict[str, Any]]) -> dict[str, pd.
         frames[r["id"]] = read_scores(layout.scores(r["method"], r["budget"]), reference)
         reference = frames[r["id"]] if reference is None else reference
     return frames
-
-
-def _budget_order(b: str) -> float:
-    return np.inf if b == FULL else float(b)
 
 
 def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -195,15 +192,21 @@ def _contest(frames, window, a: str, b: str, replicates: int, seed: int, resampl
 
 
 def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd.DataFrame], budgets: list[int],
-             seed: int = 0, replicates: int = 2000) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Per budget (each ``budget.sizes`` entry and ``full``): the foundation model's row usable at
-    that budget minus the classic detectors' row at it, in mean test VUS-PR over draws, with a
-    95% interval from a paired bootstrap over test events and draws, and a verdict word.
+             seed: int = 0, replicates: int = 2000,
+             not_run: list[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per budget b (each ``budget.sizes`` entry and ``full``): the foundation model's row usable
+    with at most b training windows minus the classic detectors' row usable with them, in mean
+    test VUS-PR over draws, with a 95% interval from a paired bootstrap over test events and
+    draws, and a verdict word. A method's rows usable at b are those of :func:`budgets.at_most`
+    (its rows up to b, and its full split where the train split is shorter than b), as in the
+    study's aggregate.
 
     Both rows are chosen by validation VUS-PR (no verdict picks its opponent on test). Where
-    validation holds no labelled anomaly the foundation row is compared with every classic row
-    at the budget, and the verdict uses Holm-adjusted bootstrap p-values: worse if it is
-    significantly worse than any of them, better if significantly better than all."""
+    validation holds no labelled anomaly the foundation row trained on the most windows is
+    compared with every classic row at the budget, and the verdict uses Holm-adjusted bootstrap
+    p-values: worse if it is significantly worse than any of them, better if significantly
+    better than all. ``not_run``: compare's not-run rows (their reasons say which budgets the
+    train split is too short for)."""
     from momentad.stats import holm, verdict
 
     by = {r["id"]: r for r in rows}
@@ -211,11 +214,15 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     resamplers: dict = {}
     if not labelled(tab):
         return out  # nothing to bootstrap: the report gives false-alarm rates
+    ran = tab.groupby("method", sort=False)["budget"].agg(list).to_dict()
+    status: dict[str, dict[str, str]] = {}
+    for r in not_run:
+        status.setdefault(r["method"], {})[r["budget"]] = r.get("status", "")
     for b in [*map(str, budgets), FULL]:
-        fm = tab[tab["side"] == FOUNDATION]
-        if b != FULL:  # at full, the foundation model's row at any budget
-            fm = fm[fm["budget"].isin(["0", b])]
-        base = tab[(tab["side"] == CLASSIC) & tab["budget"].isin(["0", b])]
+        usable = {m: at_most(b, ran[m], status.get(m, {})) for m in ran}
+        at_b = tab[[bud in usable[m] for m, bud in zip(tab["method"], tab["budget"], strict=True)]]
+        fm = at_b[at_b["side"] == FOUNDATION]
+        base = at_b[at_b["side"] == CLASSIC]
         if base.empty or fm.empty:
             continue
         window = int(by[fm.iloc[0]["id"]]["sliding_window"])
@@ -229,10 +236,9 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
                       "verdict": verdict(boot["ci_low"], boot["ci_high"]), "interval": boot["method"]}  # fmt: skip
             continue
         # no labelled validation anomaly: the row trained at this budget (else budget 0), against every detector
-        trained = fm[fm["budget"] == b] if b != FULL else fm[fm["budget"] != "0"]
-        m = (trained if len(trained) else fm).iloc[0]["id"] if b != FULL else (
-            trained.sort_values("budget", key=lambda s: s.map(_budget_order)).iloc[-1]["id"] if len(trained)
-            else fm.iloc[0]["id"])  # fmt: skip
+        trained = fm[fm["budget"] != "0"]
+        m = trained.sort_values("budget", key=lambda s: s.map(order), kind="stable").iloc[-1]["id"] if len(
+            trained) else fm.iloc[0]["id"]  # fmt: skip
         contests = {o: _contest(frames, window, m, o, replicates, seed, resamplers) for o in base["id"]}
         adjusted = dict(zip(contests, holm([c["p_value"] for c in contests.values()]), strict=True))
         worse = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] < 0]
@@ -278,16 +284,35 @@ def details(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]], root_cause: l
             "root_cause": {r["method"]: {"ac1": r["ac1"], "ac3": r["ac3"]} for r in root_cause}}  # fmt: skip
 
 
-def pr_curves(frames: dict[str, pd.DataFrame], order: list[str], points: int = 400) -> dict[str, tuple]:
-    """Test precision-recall curves per row, thinned to about ``points`` points."""
-    curves = {}
-    for m in order:
-        if not frames[m]["label"].any():
-            continue
-        p, r, _ = precision_recall_curve(frames[m]["label"], frames[m]["score"])
-        step = max(1, len(p) // points)
-        curves[m] = (p[::step], r[::step])
-    return curves
+def _label(r) -> str:
+    """A row's legend name: the method, and for the foundation model whether its weights were
+    pretrained (RANDOM-INIT in capitals otherwise)."""
+    if r["side"] != FOUNDATION:
+        return r["method"]
+    return f"{r['method']} ({'RANDOM-INIT' if r['weights'] == 'random-init' else r['weights']})"
+
+
+def pr_curves(tab: pd.DataFrame, frames: dict[str, pd.DataFrame], budgets: list[int],
+              points: int = 400) -> dict[str, dict[str, tuple]]:  # fmt: skip
+    """Test precision-recall curves of every method per budget (0, each size, full), thinned to
+    about ``points`` points: a method's row at that budget, or its budget-0 row where it needs
+    no training; budgets where no method trained are left out."""
+    panels: dict[str, dict[str, tuple]] = {}
+    trains = set(tab.loc[tab["budget"] != "0", "method"])
+    for b in ["0", *map(str, budgets), FULL]:
+        curves = {}
+        for _, r in tab.sort_values("method", kind="stable").iterrows():
+            if r["budget"] != b and not (r["budget"] == "0" and r["method"] not in trains):
+                continue
+            f = frames[r["id"]]
+            if not f["label"].any():
+                continue
+            p, rec, _ = precision_recall_curve(f["label"], f["score"])
+            step = max(1, len(p) // points)
+            curves[_label(r)] = (p[::step], rec[::step])
+        if b == "0" or any(tab.loc[tab["budget"] == b, "method"].isin(trains)):
+            panels[b] = curves
+    return panels
 
 
 def timeline_rows(tab: pd.DataFrame) -> list[str]:
@@ -339,10 +364,14 @@ def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
     tab = table(rows)
     best = best_per_method(tab)
     recall = fault_recall_table(rows, best)
-    verdict = verdicts(tab, rows, frames, cfg.budget.sizes, seed=cfg.seed, replicates=cfg.compare.bootstrap)
+    verdict = verdicts(
+        tab, rows, frames, cfg.budget.sizes, seed=cfg.seed, replicates=cfg.compare.bootstrap, not_run=not_run
+    )
     rca = root_cause_rows(rows, best, baro_reference(layout.processed))
     if plots:
-        draw_plots(layout, tab, rows, frames, recall, rca, learning_curve(tab, cfg.budget.sizes), best)
+        draw_plots(
+            layout, tab, rows, frames, recall, rca, learning_curve(tab, cfg.budget.sizes), verdict, cfg.budget.sizes
+        )
     summ, scores = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
@@ -356,23 +385,37 @@ def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
             "weights": "random-init" if (tab["weights"] == "random-init").any() else "pretrained"}  # fmt: skip
 
 
-def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, best) -> None:
-    """plots/compare/: the learning curve (CSV + PNG), PR curves, recall heatmap, timeline and
-    root-cause ranks."""
+def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, verdict, budgets) -> None:
+    """plots/compare/: the learning curve (CSV + PNG), PR curves per budget, the verdict per
+    budget, recall heatmap, timeline and root-cause ranks."""
     from momentad.io import atomic_file
-    from momentad.plots import heatmap_png, learning_curve_png, pr_curves_png, root_cause_rank_png, timeline_png
+    from momentad.plots import (
+        heatmap_png,
+        learning_curve_png,
+        pr_curves_png,
+        root_cause_rank_png,
+        timeline_png,
+        verdict_png,
+    )
 
     out = layout.compare_plots
     with atomic_file(out / "learning_curve.csv") as tmp:
         curve.round(6).to_csv(tmp, index=False)
     learning_curve_png(curve, out / "learning_curve.png")
-    heatmap_png(recall, out / "fault_type_recall.png",
+    labels = {r.id: _label(tab.loc[i]) for i, r in zip(tab.index, tab.itertuples(), strict=True)}
+    counts = next((r.get("fault_type_events") for r in rows if r.get("fault_type_events")), {}) or {}
+    heatmap_png(recall.rename(index=labels, columns=lambda t: f"{t} (n={counts[t]})" if t in counts else t),
+                out / "fault_type_recall.png",
                 "Share of test fault events detected at the validation threshold (each method's best row)")  # fmt: skip
-    pr_curves_png(pr_curves(frames, best), out / "pr_curves.png")
+    pr_curves_png(pr_curves(tab, frames, budgets), {_label(r) for _, r in tab.iterrows() if r["side"] == FOUNDATION},
+                  out / "pr_curves.png")  # fmt: skip
+    verdict_png(verdict, "random-init" if (tab["weights"] == "random-init").any() else "pretrained",
+                out / "verdict.png")  # fmt: skip
     by = {r["id"]: r for r in rows}
-    series = {m: (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"]) for m in timeline_rows(tab)}
+    series = {f"{labels[m]}\n{m.rsplit('_', 1)[-1]}": (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"])
+              for m in timeline_rows(tab)}  # fmt: skip
     timeline_png(frames[tab.iloc[0]["id"]], series, out / "timeline.png",
-                 "Test period: best row and MOMENT, first draw (dashed: validation threshold)")  # fmt: skip
+                 "Test period: best row and MOMENT, first draw")  # fmt: skip
     if rca:
         ranks = {r["method"]: [e["rank"] for e in r["events_ranked"]] for r in rca}
         types = [e["fault_type"] for e in rca[0]["events_ranked"]]

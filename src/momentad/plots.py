@@ -54,31 +54,98 @@ def heatmap_png(table, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def pr_curves_png(curves: dict, path: Path) -> None:
-    """Precision-recall curves of every method on one axis."""
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for i, (name, (p, r)) in enumerate(curves.items()):
-        ax.plot(r, p, lw=1, color=plt.cm.tab20(i % 20), label=name)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.legend(fontsize=6)
-    ax.set_title("Precision-recall on test, all methods", fontsize=10)
+def _style(i: int, foundation: bool) -> dict:
+    """A line style per method that stays apart from its neighbours: ten distinct colours, then
+    the same colours dashed; the foundation model in thick black."""
+    if foundation:
+        return {"color": "black", "lw": 2.2, "ls": "-"}
+    return {"color": plt.cm.tab10(i % 10), "lw": 1.2, "ls": ("-", "--", ":")[(i // 10) % 3]}
+
+
+def pr_curves_png(panels: dict[str, dict[str, tuple]], foundation: set[str], path: Path) -> None:
+    """One precision-recall chart per budget (``panels``: budget -> {legend label: (precision,
+    recall)}), every method a series in the same colour in every chart; one legend for all."""
+    labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.6, 4.6), sharey=True, squeeze=False)
+    handles = {}
+    for ax, (budget, curves) in zip(axes[0], panels.items(), strict=False):
+        for label, (p, r) in curves.items():
+            (line,) = ax.plot(r, p, label=label, **_style(labels.index(label), label in foundation))
+            handles.setdefault(label, line)
+        ax.set_title(f"budget {budget}" + (" (no training)" if budget == "0" else " windows" if budget != "full"
+                                           else " (whole train split)"), fontsize=9)  # fmt: skip
+        ax.set_xlabel("recall", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("precision (test)", fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle("Precision-recall on test per training budget (each method's first draw)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07 + 0.035 * ((len(handles) - 1) // 6), 1, 1))
+    _write(fig, path)
+
+
+def verdict_png(verdict: dict[str, dict], weights: str, path: Path) -> None:
+    """The answer per budget: the foundation model's VUS-PR minus the classic detector's (both
+    chosen without test), with its 95% interval and the verdict word."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    if not verdict:
+        ax.text(0.5, 0.5, "No labelled test anomaly: no verdict (reports/compare.md gives false-alarm rates)",
+                ha="center", va="center", fontsize=9, transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+    else:
+        xs = np.arange(len(verdict))
+        diff = np.array([v["moment_minus_best_baseline"] for v in verdict.values()])
+        lo = np.array([v["ci_low"] for v in verdict.values()])
+        hi = np.array([v["ci_high"] for v in verdict.values()])
+        colour = {"worse": "tab:red", "better": "tab:green"}
+        for x, d, a, b, v in zip(xs, diff, lo, hi, verdict.values(), strict=True):
+            c = colour.get(v["verdict"], "tab:gray")
+            ax.errorbar([x], [d], yerr=[[d - a], [b - d]], fmt="o", color=c, capsize=5, lw=1.6)
+            ax.annotate(f"{v['verdict']}\nvs {v['best_baseline']}", (x, b), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=7, color=c)  # fmt: skip
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(xs, list(verdict))
+        ax.set_xlim(-0.6, len(xs) - 0.4)
+        pad = 0.15 * max(1e-3, hi.max() - lo.min())
+        ax.set_ylim(min(lo.min(), 0) - pad, max(hi.max(), 0) + 2.5 * pad)
+        ax.set_xlabel("training budget (at most this many windows)")
+        ax.set_ylabel("VUS-PR difference (test), 95% interval")
+    ax.set_title(f"MOMENT ({weights.upper() if weights == 'random-init' else weights} weights) minus the classic "
+                 "detector chosen on validation", fontsize=10)  # fmt: skip
     _save(fig, path)
 
 
 def timeline_png(test_frame, series: dict, path: Path, title: str) -> None:
-    """Scores of a few methods over the test period with their validation thresholds."""
+    """Scores of a few methods over the test period with their validation thresholds, on a log
+    axis (symmetric log where a score is at or below zero): scores span decades."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     ts = test_frame["timestamp"].to_numpy()
     lab = test_frame["label"].to_numpy().astype(bool)
-    fig, axes = plt.subplots(len(series), 1, figsize=(13, 2.0 * len(series) + 0.5), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(series), 1, figsize=(13, 2.0 * len(series) + 0.9), sharex=True, squeeze=False)
     for ax, (name, (scores, thr)) in zip(axes[:, 0], series.items(), strict=True):
+        scores = np.asarray(scores, dtype=float)
         ax.plot(ts, scores, lw=0.6, color="black")
         ax.axhline(thr, color="tab:red", ls="--", lw=0.8)
         ax.fill_between(ts, 0, 1, where=lab, color="tab:red", alpha=0.2, transform=ax.get_xaxis_transform(), lw=0)
+        finite = scores[np.isfinite(scores)]
+        if len(finite) and finite.min() > 0:
+            ax.set_yscale("log")
+        elif len(finite) and np.any(finite != 0):
+            ax.set_yscale("symlog", linthresh=float(np.percentile(np.abs(finite[finite != 0]), 5)))
         ax.set_ylabel(name, fontsize=7)
         ax.tick_params(labelsize=7)
+    legend = [Line2D([], [], color="black", lw=0.8, label="score (log axis)"),
+              Line2D([], [], color="tab:red", ls="--", lw=0.8, label="alarm threshold (chosen on validation)"),
+              Patch(color="tab:red", alpha=0.2, label="labelled fault event")]  # fmt: skip
+    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _write(fig, path)
 
 
 def root_cause_rank_png(ranks: dict[str, list[int]], types: list[str], path: Path, title: str, cap: int = 10) -> None:
@@ -105,6 +172,10 @@ def root_cause_rank_png(ranks: dict[str, list[int]], types: list[str], path: Pat
 
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
+    _write(fig, path)
+
+
+def _write(fig, path: Path) -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)

@@ -15,18 +15,6 @@ import numpy as np
 EPS = 1e-6
 
 
-def window_moments(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Level and log-scale of windows: ``x`` (windows, KPIs, steps), ``mask`` (windows, steps)
-    with 1 on observed steps (padding left out)."""
-    if mask is None:
-        mask = np.ones((x.shape[0], x.shape[2]))
-    m = mask[:, None, :].astype(np.float64)
-    count = np.maximum(m.sum(axis=2), 1)
-    level = (x * m).sum(axis=2) / count
-    var = (((x - level[..., None]) ** 2) * m).sum(axis=2) / count
-    return level, np.log(np.sqrt(var) + EPS)
-
-
 class Reference:
     """Per KPI, the median and robust spread of training windows' level and log-scale."""
 
