@@ -63,8 +63,8 @@ def fixture(root, pretrained=False, strengths=None, validation=True):
                 "detection_delay": {"events": 5, "detected": 4, "missed": 1, "median_steps": 2.0, "p90_steps": 5.0,
                                     "step_minutes": 1.0, "median_minutes": 2.0, "p90_minutes": 5.0},
                 "fault_type_recall": {t: round(min(1.0, strength / 2), 2) for t in TYPES},
-                "model": {"checkpoint": "random-init:small" if method == "moment" else None,
-                          "pretrained": method == "moment" and pretrained},
+                "model": {"checkpoint": "random-init:small" if method.startswith("moment") else None,
+                          "pretrained": method.startswith("moment") and pretrained},
             }  # fmt: skip
         lay.details(method).write_text(json.dumps(doc))
     # the processed test split BARO ranks (root cause "svc-b"; its KPI jumps in every event)
@@ -259,3 +259,17 @@ def test_one_pr_chart_per_budget_with_every_method_and_the_weights_in_its_name(t
     assert list(panels["full"]) == ["isolation_forest", "moving_variance", "random_forest"]
     p, r = panels["500"]["isolation_forest"]
     assert r[0] == 1.0 and p[-1] == 1.0  # sklearn order: recall from 1 down, precision up to 1
+
+
+@pytest.mark.parametrize("first", ["moment", "moment-head"])
+def test_without_validation_labels_the_first_listed_recipe_stands_not_the_best_on_test(tmp_path, first):
+    """Two MOMENT recipes trained on as many windows and no labelled validation anomaly: nothing
+    test-free ranks them, so the one params.yaml lists first stands (whichever is better on test)."""
+    from momentad.compare import read_all_scores, read_rows, table, verdicts
+
+    fixture(tmp_path, validation=False, strengths={**STRENGTH, "moment-head": {"0": 0.25, "100": 1.5, "500": 1.9}})
+    order = [first, *({"moment", "moment-head"} - {first}), "isolation_forest", "random_forest"]
+    rows, not_run = read_rows(Layout(tmp_path), order)
+    v = verdicts(table(rows), rows, read_all_scores(Layout(tmp_path), rows), [100, 500], replicates=200,
+                 not_run=not_run)  # fmt: skip
+    assert v["500"]["moment"] == f"{first}_500" and v["100"]["moment"] == f"{first}_100"

@@ -202,8 +202,9 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     study's aggregate.
 
     Both rows are chosen by validation VUS-PR (no verdict picks its opponent on test). Where
-    validation holds no labelled anomaly the foundation row trained on the most windows is
-    compared with every classic row at the budget, and the verdict uses Holm-adjusted bootstrap
+    validation holds no labelled anomaly the foundation row trained on the most windows (of
+    several MOMENT recipes, the first in params.yaml's ``methods``: nothing test-free ranks them)
+    is compared with every classic row at the budget, and the verdict uses Holm-adjusted bootstrap
     p-values: worse if it is significantly worse than any of them, better if significantly
     better than all. ``not_run``: compare's not-run rows (their reasons say which budgets the
     train split is too short for)."""
@@ -215,6 +216,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     if not labelled(tab):
         return out  # nothing to bootstrap: the report gives false-alarm rates
     ran = tab.groupby("method", sort=False)["budget"].agg(list).to_dict()
+    listed = {r["id"]: i for i, r in enumerate(rows)}  # read_rows keeps params.yaml's order of methods
     status: dict[str, dict[str, str]] = {}
     for r in not_run:
         status.setdefault(r["method"], {})[r["budget"]] = r.get("status", "")
@@ -236,9 +238,9 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
                       "verdict": verdict(boot["ci_low"], boot["ci_high"]), "interval": boot["method"]}  # fmt: skip
             continue
         # no labelled validation anomaly: the row trained at this budget (else budget 0), against every detector
-        trained = fm[fm["budget"] != "0"]
-        m = trained.sort_values("budget", key=lambda s: s.map(order), kind="stable").iloc[-1]["id"] if len(
-            trained) else fm.iloc[0]["id"]  # fmt: skip
+        pool = fm[fm["budget"] != "0"] if (fm["budget"] != "0").any() else fm
+        most = pool["budget"].map(order).max()
+        m = min(pool.loc[pool["budget"].map(order) == most, "id"], key=listed.__getitem__)
         contests = {o: _contest(frames, window, m, o, replicates, seed, resamplers) for o in base["id"]}
         adjusted = dict(zip(contests, holm([c["p_value"] for c in contests.values()]), strict=True))
         worse = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] < 0]
