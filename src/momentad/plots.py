@@ -80,6 +80,11 @@ def pr_curves_png(panels: dict[str, dict[str, tuple]], foundation: set[str], pat
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
     axes[0, 0].set_ylabel("precision (test)", fontsize=8)
+    if not handles:  # a series without labelled test anomalies has no precision-recall curve
+        axes[0, 0].text(0.02, 0.5, "No labelled test anomaly: no precision-recall curve (reports/compare.md gives "
+                        "false-alarm rates)", fontsize=9, transform=axes[0, 0].transAxes)  # fmt: skip
+        _save(fig, path)
+        return
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8,
                frameon=False)  # fmt: skip
     fig.suptitle("Precision-recall on test per training budget (each method's first draw)", fontsize=10)
