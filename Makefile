@@ -29,6 +29,7 @@ run: $(STAMP)
 
 # The cross-dataset study (study.yaml): every shipped dataset, then one answer across them.
 study: $(STAMP)
+	$(BIN)/python -m stages.study
 	$(BIN)/dvc repro study/dvc.yaml
 	@echo "the answer across datasets: reports/study.md (headline numbers: metrics/study.json)"
 

@@ -23,10 +23,10 @@ import torch
 import typer
 
 from momentad.cli import setup_logging
+from momentad.detectors.moment.lora import add_lora, quantize_encoder
+from momentad.detectors.moment.weights import load_moment
 from momentad.detectors.registry import load_params
-from momentad.models.device import autocast, resolve_device
-from momentad.models.lora import add_lora, quantize_encoder
-from momentad.models.moment import load_moment
+from momentad.device import autocast, resolve_device
 
 
 def measure(size: str, quantization: str, batch_size: int, steps: int, device: torch.device, precision: str,

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 import typer
 
-from momentad.models.lora import add_lora
-from momentad.models.moment import load_moment
+from momentad.detectors.moment.lora import add_lora
+from momentad.detectors.moment.weights import load_moment
 
 
 def _forward_s(model, x, m, reps: int = 3) -> float:

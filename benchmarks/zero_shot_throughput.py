@@ -24,10 +24,11 @@ import typer
 
 from momentad.data import Split, load_splits
 from momentad.detectors.base import RunContext
-from momentad.detectors.moment import Moment, window_batches
+from momentad.detectors.moment.detector import Moment
+from momentad.detectors.moment.scoring import window_batches
 from momentad.detectors.registry import load_params
+from momentad.device import autocast
 from momentad.metrics import compute_metrics
-from momentad.models.device import autocast
 
 
 def main(

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import typer
 
-from momentad import config, loaders
+from momentad import config
 from momentad.cli import setup_logging, stage
-from momentad.io import atomic_dir, write_json, write_parquet
-from momentad.preprocess import preprocess
+from momentad.preprocess import write_processed
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 log = logging.getLogger("stages.preprocess")
@@ -35,13 +34,7 @@ def main(
     t0 = time.perf_counter()
     cfg = config.load(params)
     log.info("loading data.source=%s", cfg.data.source)
-    raw = loaders.load(cfg.data, cfg.seed)
-    processed = preprocess(raw, cfg.data, cfg.evaluate.protocol)
-    with atomic_dir(out) as tmp:
-        for name, df in processed.splits.items():
-            write_parquet(df, tmp / f"{name}.parquet")
-        write_json(tmp / "schema.json", processed.schema)
-    s = processed.schema
+    s = write_processed(cfg, out)
     rows = {k: v["rows"] for k, v in s["splits"].items()}
     kind = "synthetic" if s["synthetic"] else s["source"]
     typer.echo(

@@ -86,6 +86,11 @@ def repo_copy(tmp_path) -> Path:
             shutil.copy2(src, dest / f)
     (dest / "dvc.lock").unlink(missing_ok=True)
     (dest / "study" / "dvc.lock").unlink(missing_ok=True)  # the study's outputs are not in the copy's cache
+    # the copy uses the committed checkpoint as it is (`dvc freeze`): pretraining takes 25 minutes
+    # and is tested through its own stage (test_pretrain.py)
+    stages = (dest / "dvc.yaml").read_text()
+    assert "  pretrain:\n    cmd:" in stages
+    (dest / "dvc.yaml").write_text(stages.replace("  pretrain:\n    cmd:", "  pretrain:\n    frozen: true\n    cmd:"))
     write_params(dest, small_params())
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
@@ -101,4 +106,51 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(repo / "src"),
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    return subprocess.run([str(bindir / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
+    return run_bounded([str(bindir / "dvc"), *args], cwd=repo, env=env)
+
+
+def run_bounded(cmd: list[str], timeout: float = 540, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` whose timeout kills the whole process group (dvc's stage processes too),
+    so a stage that runs away fails its test instead of outliving it."""
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{' '.join(cmd[-3:])} ran past {timeout:.0f} s\n{(err or '')[-2000:]}") from None
+    except BaseException:  # pytest-timeout's or Ctrl-C's exception: leave nothing running
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+STAGE_ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
+
+
+def interrupt_training(workdir: Path, method: str = "moment", after_epoch: int = 1,
+                       timeout: float = 120) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run ``stages.detect <method>`` in a subprocess and press Ctrl-C (SIGINT) once a training
+    checkpoint of at least ``after_epoch`` epochs is on disk: a real interruption mid-training.
+    The stage's params must train long enough to be caught (many epochs)."""
+    import json
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "stages.detect", method, "--no-progress"], cwd=workdir,
+                            env=STAGE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        states = list((workdir / ".cache" / "train").glob(f"{method}_*/*/state.json"))
+        try:
+            if any(json.loads(s.read_text())["epoch"] >= after_epoch for s in states):
+                break
+        except (OSError, ValueError):  # a checkpoint being replaced
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -41,8 +41,24 @@ def imports(path: Path) -> set[str]:
     return out
 
 
-def closure(module: str) -> set[Path]:
-    """Files of every project module ``module`` reaches, itself included."""
+# packages that import their modules by name (importlib): reaching one reaches every module there
+BY_NAME = {"momentad.loaders": SRC / "momentad" / "loaders",
+           "momentad.detectors.moment.recipes": SRC / "momentad" / "detectors" / "moment" / "recipes"}  # fmt: skip
+
+
+def method_module(method: str) -> str:
+    """The module the registry imports for a method (its package, or the package's detector.py)."""
+    package = SRC / "momentad" / "detectors" / method
+    return f"momentad.detectors.{method}" + (".detector" if (package / "detector.py").is_file() else "")
+
+
+def methods() -> list[str]:
+    return sorted(p.parent.name for p in (SRC / "momentad" / "detectors").glob("*/__init__.py"))
+
+
+def closure(module: str, reaches: list[str] | None = None) -> set[Path]:
+    """Files of every project module ``module`` reaches, itself included. The method registry
+    imports methods by name: ``reaches`` says which (None: every one, as ``configure`` does)."""
     seen: set[str] = set()
     todo = [module]
     while todo:
@@ -54,7 +70,8 @@ def closure(module: str) -> set[Path]:
         if f is None:
             continue
         todo.extend(imports(f) - seen)
-        if f.name == "__init__.py" and m == "momentad.detectors":
-            # the registry imports every module of the package by discovery
-            todo.extend(f"momentad.detectors.{p.stem}" for p in f.parent.glob("*.py") if not p.stem.startswith("_"))
+        if m == "momentad.detectors.registry":
+            todo.extend(method_module(x) for x in (methods() if reaches is None else reaches))
+        if m in BY_NAME:
+            todo.extend(f"{m}.{p.stem}" for p in BY_NAME[m].glob("*.py") if not p.stem.startswith("_"))
     return {module_file(m).relative_to(ROOT) for m in seen if module_file(m)}

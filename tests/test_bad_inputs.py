@@ -38,12 +38,18 @@ def own_data(tmp: Path, frame: pd.DataFrame | None = None, text: str | None = No
         path.write_text(text)
     elif frame is not None:
         frame.to_csv(path, index=False)
-    write_params(tmp, small_params(**{"data.source": "trainticket", "data.path": "bad.csv", "window.length": 64,
+    write_params(tmp, small_params(**{"data.source": "csv", "data.path": "bad.csv", "window.length": 64,
                                       "window.train_stride": 16, "window.eval_stride": 64, **params}))  # fmt: skip
 
 
 def set_params(tmp: Path, **overrides) -> None:
     write_params(tmp, small_params(**overrides))
+
+
+def without_section(tmp: Path, method: str) -> None:
+    params = small_params(methods=[method, IF])
+    del params[method]
+    write_params(tmp, params)
 
 
 def raw_params(tmp: Path, text: str) -> None:
@@ -96,6 +102,37 @@ def duplicate_kpi(path: Path, frame: pd.DataFrame) -> None:
     frame.set_axis([*cols[:2], cols[1], *cols[3:]], axis=1).to_csv(path, index=False)
 
 
+def dated(fmt: str, start: str = "2026-03-01", n: int = 400) -> pd.DataFrame:
+    """The valid table with its times written in another layout (e.g. day first)."""
+    frame = csv(n=n)
+    frame["timestamp"] = pd.date_range(start, periods=n, freq="1min").strftime(fmt)
+    return frame
+
+
+def dst_repeat(path: Path, sub_hourly: bool) -> None:
+    """Naive local times across the night US daylight saving ended (1 Nov 2026): 01:00-01:59
+    written twice (hourly data repeat 01:00, finer data go back an hour)."""
+    freq = "10min" if sub_hourly else "1h"
+    t = pd.date_range("2026-10-30 00:00", "2026-11-03 00:00", freq=freq)
+    back = t[t < pd.Timestamp("2026-11-01 02:00")]
+    again = t[(t >= pd.Timestamp("2026-11-01 01:00")) & (t < pd.Timestamp("2026-11-01 02:00"))]
+    times = [*back, *again, *t[t >= pd.Timestamp("2026-11-01 02:00")]]
+    frame = csv(n=len(times))
+    frame["timestamp"] = [x.strftime("%Y-%m-%d %H:%M:%S") for x in times]
+    frame.to_csv(path, index=False)
+
+
+def long_export(path: Path, duplicate: bool = False) -> None:
+    """A Prometheus-style long table: one row per (time, metric, instance)."""
+    rows = []
+    for i, ts in enumerate(pd.date_range("2026-01-01", periods=400, freq="1min").astype(str)):
+        for inst in ("a", "b"):
+            rows.append((ts, "cpu", inst, float(i % 7), int(i in range(50, 56) or i in range(300, 306))))
+    if duplicate:
+        rows.append(rows[10])
+    pd.DataFrame(rows, columns=["timestamp", "metric", "instance", "value", "label"]).to_csv(path, index=False)
+
+
 def new(t: Path) -> pd.DataFrame:
     return pd.read_csv(t / "new.csv")
 
@@ -136,7 +173,7 @@ CASES = [
      "moment.precision must be one of"),
     ("yaml syntax", lambda t: raw_params(t, "seed: [42\n"), PRE, [], "params.yaml: not valid YAML at line"),
     ("unknown source", lambda t: set_params(t, **{"data.source": "kafka"}), PRE, [],
-     "data.source must be one of 'synthetic'"),
+     "data.source must be one of 'cicddos', 'csv'"),
     ("missing data file", lambda t: own_data(t), PRE, [], "bad.csv: file not found"),
     ("empty data file", lambda t: own_data(t, text=""), PRE, [], "bad.csv: file is empty"),
     ("semicolon csv", lambda t: own_data(t, text=csv().to_csv(index=False, sep=";")), PRE, [],
@@ -144,7 +181,7 @@ CASES = [
     ("inf in train KPI", lambda t: own_data(t, csv({(20, "svc_cpu"): "inf"})), PRE, [],
      "column 'svc_cpu' is infinite at row 20"),
     ("1e400 in test KPI", lambda t: own_data(t, csv({(390, "svc_latency"): "1e400"})), PRE, [],
-     "column 'svc_latency' is infinite at row 390 ('1e400')"),
+     "column 'svc_latency' is infinite at row 390 (inf)"),  # pyarrow reads the overflow as inf
     ("text in KPI", lambda t: own_data(t, csv({(7, "svc_cpu"): "high"})), PRE, [],
      "column 'svc_cpu' is not numeric (e.g. 'high' at row 7)"),
     ("decreasing time", lambda t: own_data(t, csv({(100, "timestamp"): "2025-01-01 00:00:00"})), PRE, [],
@@ -230,11 +267,11 @@ CASES = [
      "params.yaml: methods lists 'isolation_forest' twice; list each method once"),
     ("params.yaml missing", lambda t: (t / "params.yaml").unlink(), PRE, [], "params.yaml: params file not found"),
     ("label_column null, a label column in the file", lambda t: own_data(t, csv(), **{
-     "data.trainticket.label_column": None}), PRE, [],
-     "bad.csv: column 'label' is not read as the label (data.trainticket.label_column is null); set "
-     "data.trainticket.label_column: label, or rename the column"),
+     "data.csv.label_column": None}), PRE, [],
+     "bad.csv: column 'label' is not read as the label (data.csv.label_column is null); set "
+     "data.csv.label_column: label, or rename the column"),
     ("a KPI named like the pipeline's fault_type", lambda t: own_data(t, csv().assign(fault_type=1.0), **{
-     "data.trainticket.fault_type_column": "cause"}), PRE, [],
+     "data.csv.fault_type_column": "cause"}), PRE, [],
      "bad.csv: column 'fault_type' is not read as the fault type"),
     # MOMENT's recipes
     ("tsbad recipe with a classification head", lambda t: set_params(t, **{"moment.zero_shot.recipe": "tsbad",
@@ -247,6 +284,73 @@ CASES = [
      "moment.zero_shot.window=60 must be a multiple of MOMENT's patch length 8"),
     ("unknown fine-tuning method", lambda t: set_params(t, **{"moment.finetune.method": "prefix"}), DET, ["moment"],
      "moment.finetune.method must be one of 'lora', 'head', 'full'"),
+    # this round: exports of monitoring tools, times, typos caught before work
+    ("a misspelt method, caught by the first stage", lambda t: set_params(t, methods=["knnn", IF]), PRE, [],
+     "params.yaml: methods lists 'knnn', which is not a method; did you mean knn?"),
+    ("a method without its section", lambda t: without_section(t, "knn"), PRE, [],
+     "params.yaml: methods lists 'knn' but params.yaml has no section 'knn' (its options)"),
+    ("a misspelt method, through detect", lambda t: set_params(t, methods=["momnet", IF]), DET, [IF],
+     "params.yaml: methods lists 'momnet', which is not a method; did you mean moment?"),
+    ("day or month first?", lambda t: own_data(t, dated("%d/%m/%Y %H:%M")), PRE, [],
+     "column 'timestamp' holds dates like '01/03/2026 00:00' that read as 1 March (day first) or 3 January (month "
+     "first); set data.csv.time_format: '%d/%m/%Y %H:%M' or '%m/%d/%Y %H:%M'"),
+    ("a time format that does not read the times", lambda t: own_data(t, dated("%d/%m/%Y %H:%M"), **{
+     "data.csv.time_format": "%Y-%m-%d"}), PRE, [], "that data.csv.time_format='%Y-%m-%d' does not read"),
+    ("hourly local times repeat when daylight saving ends", lambda t: (dst_repeat(t / "bad.csv", False), own_data(
+     t)), PRE, [], "repeats 2026-11-01 01:00:00 at row 50; it looks like a daylight-saving change (2026-11-01): "
+     "export in UTC or with offsets, or set data.repeated_times: mean or first"),
+    ("10-minute local times go back an hour", lambda t: (dst_repeat(t / "bad.csv", True), own_data(t)), PRE, [],
+     "goes back 0 days 00:50:00 at row 300 (2026-11-01 01:00:00); it looks like a daylight-saving change"),
+    ("a time repeated, not at a clock change", lambda t: own_data(t, csv({(30, "timestamp"): "2026-01-01 00:29:00"})),
+     PRE, [], "repeats 2026-01-01 00:29:00 at row 30; drop or aggregate duplicate rows (or set data.repeated_times"),
+    ("repeated_times word", lambda t: set_params(t, **{"data.repeated_times": "average"}), PRE, [],
+     "data.repeated_times must be one of 'refuse', 'mean', 'first'"),
+    ("values with units (Grafana formatted data)", lambda t: own_data(t, csv().assign(svc_cpu=[
+     f"{v:.2f}%" for v in csv()["svc_cpu"]])), PRE, [],
+     "column 'svc_cpu' has values with units (e.g. '0.64%' at row 0); values carry units: export raw values"),
+    ("a long export read as wide", lambda t: (long_export(t / "bad.csv"), own_data(t)), PRE, [],
+     "looks like a long-format export (one row per time and series: columns metric, instance, value); set "
+     "data.csv.long: {series: [metric, instance], value: value}"),
+    ("a long export with a (series, time) twice", lambda t: (long_export(t / "bad.csv", True), own_data(t, **{
+     "data.csv.long": {"series": ["metric", "instance"], "value": "value"}})), PRE, [],
+     "series 'cpu/a' has two values at 2026-01-01 00:05:00 (row 800)"),
+    ("data.csv.long names a missing column", lambda t: (long_export(t / "bad.csv"), own_data(t, **{
+     "data.csv.long": {"series": ["metric", "host"], "value": "value"}})), PRE, [],
+     "column 'host' not found (columns: timestamp, metric, instance, value, label); rename it or set data.csv.long"),
+    ("a KPI named segment", lambda t: own_data(t, csv().assign(segment=1.0)), PRE, [],
+     "column 'segment' is a KPI named like the pipeline's own 'segment' column; rename it (e.g. segment_kpi)"),
+    ("a KPI named timestamp beside the time column", lambda t: own_data(t, csv().assign(time=csv()["timestamp"],
+     timestamp=1.0), **{"data.csv.timestamp_column": "time"}), PRE, [],
+     "column 'timestamp' is a KPI named like the pipeline's own 'timestamp' column"),
+    ("data.csv.kpis names a missing KPI", lambda t: own_data(t, csv(), **{"data.csv.kpis": ["svc_mem"]}), PRE, [],
+     "data.csv.kpis names 'svc_mem', which the file lacks; fix the list"),
+    ("a misspelt data.csv key", lambda t: own_data(t, csv(), **{"data.csv.timestamp_col": "time"}), PRE, [],
+     "data.csv.timestamp_col is not a known key; did you mean data.csv.timestamp_column?"),
+    ("the old source name", lambda t: own_data(t, csv(), **{"data.source": "trainticket"}), PRE, [],
+     "params.yaml: data.source=trainticket is now called csv; set data.source: csv"),
+    ("a section of no format", lambda t: own_data(t, csv(), **{"data.kafka": {"topic": "x"}}), PRE, [],
+     "params.yaml: data.kafka is not a known key"),
+    ("a damaged Parquet input", lambda t: ((t / "bad.parquet").write_bytes(b"PAR1 not really"), own_data(t, **{
+     "data.path": "bad.parquet"})), PRE, [], "bad.parquet: not a readable Parquet file"),
+    ("max_rows 0", lambda t: set_params(t, **{"data.max_rows": 0}), PRE, [], "data.max_rows=0 is out of range"),
+    ("min_test_events negative", lambda t: set_params(t, **{"data.split.min_test_events": -1}), PRE, [],
+     "data.split.min_test_events=-1 is out of range"),
+    ("an unknown MOMENT recipe", lambda t: set_params(t, **{"moment.zero_shot.recipe": "chronos"}), DET, ["moment"],
+     "moment.zero_shot.recipe must be one of 'momentad', 'tsbad'; got 'chronos'"),
+    ("adapt steps negative", lambda t: set_params(t, **{"moment.adapt.steps": -5}), DET, ["moment"],
+     "moment.adapt.steps=-5 is out of range"),
+    ("a random-init size that does not exist", lambda t: set_params(t, **{"moment.checkpoint": "random-init:huge"}),
+     DET, ["moment"], "size must be one of tiny, mini, small, base, large"),
+    ("score: a title line above the header", lambda t: (t / "new.csv").write_text(
+     "Exported from Grafana, panel CPU\n" + new(t).to_csv(index=False)), SCORE, ["--method", f"{IF}_full"],
+     "new.csv: line 1 ('Exported from Grafana, panel CPU') is a title or comment above the header"),
+    ("score: the input missing, named by its option", lambda t: (t / "new.csv").unlink(), SCORE,
+     ["--method", f"{IF}_full"], "new.csv: file not found; check -i/--input"),
+    ("score: day or month first?", lambda t: new(t).assign(timestamp=pd.to_datetime(new(t)["timestamp"]).dt.strftime(
+     "%d/%m/%Y %H:%M")).pipe(lambda f: f.iloc[:40]).to_csv(t / "new.csv", index=False), SCORE,
+     ["--method", f"{IF}_full"], "set --time-format: '%d/%m/%Y %H:%M' or '%m/%d/%Y %H:%M'"),
+    ("score: values with units", lambda t: new(t).assign(**{new(t).columns[1]: [f"{v:.1f} ms" for v in new(t).iloc[
+     :, 1]]}).to_csv(t / "new.csv", index=False), SCORE, ["--method", f"{IF}_full"], "values carry units"),
 ]  # fmt: skip
 
 

@@ -63,8 +63,11 @@ def fixture(root, pretrained=False, strengths=None, validation=True):
                 "detection_delay": {"events": 5, "detected": 4, "missed": 1, "median_steps": 2.0, "p90_steps": 5.0,
                                     "step_minutes": 1.0, "median_minutes": 2.0, "p90_minutes": 5.0},
                 "fault_type_recall": {t: round(min(1.0, strength / 2), 2) for t in TYPES},
-                "model": {"checkpoint": "random-init:small" if method.startswith("moment") else None,
-                          "pretrained": method.startswith("moment") and pretrained},
+                "model": {"checkpoint": ("models/pretrained/mini" if pretrained else "random-init:small")
+                          if method.startswith("moment") else None,
+                          "origin": ("here" if pretrained else "random-init") if method.startswith("moment")
+                          else "scratch",
+                          "pretraining": {"corpus": "pretrain-corpus", "steps": 1000} if pretrained else None},
             }  # fmt: skip
         lay.details(method).write_text(json.dumps(doc))
     # the processed test split BARO ranks (root cause "svc-b"; its KPI jumps in every event)
@@ -99,16 +102,16 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert [r.split("|")[2].strip() for r in rows] == [
         "isolation_forest_full", "isolation_forest_500", "isolation_forest_100", "moment_500",
         "moment_100", "random_forest_500", "moment_0", "random_forest_full"]  # fmt: skip
-    assert "| 4 | moment_500 | random-init | 500 | 2 | 500 | 0.090 ± 0.010 | 0.090 |" in md
+    assert "| 4 | moment_500 | RANDOM-INIT | 500 | 2 | 500 | 0.090 ± 0.010 | 0.090 |" in md
     assert "| random_forest | 100 | not run: supervised, and its training rows hold no labelled anomaly |" in md
     # per-fault-type: each method's best row, share with its Wilson interval over n=2 events
     assert "| isolation_forest_full | 1.00 [0.34, 1.00] | 1.00 [0.34, 1.00] | 1.00 [0.34, 1.00] |" in md
     assert "| random_forest_500 | 0.15 [0.00, 0.66] |" in md  # 0 of 2 events: Wilson [0, 0.66]
     summary = json.loads((tmp_path / "metrics/compare.json").read_text())
-    assert summary["best"] == "isolation_forest_full" and summary["pretrained"] is False
+    assert summary["best"] == "isolation_forest_full" and summary["weights"] == "RANDOM-INIT"
     scores = json.loads((tmp_path / "metrics/scores.json").read_text())
     assert scores["vus_pr"] == {"isolation_forest": 0.4, "moment": 0.09, "random_forest": 0.06}
-    assert set(summary) == {"answer", "best", "best_vus_pr", "pretrained"}  # the headline only
+    assert set(summary) == {"answer", "best", "best_vus_pr", "weights"}  # the headline only
     assert details["vus_pr"]["moment"] == {"500": 0.09, "100": 0.07, "0": 0.05}
     assert details["vus_pr"]["isolation_forest"] == {"full": 0.4, "500": 0.36, "100": 0.24}
     # isolation_forest's scores carry a clearly stronger signal at every budget: MOMENT is worse
@@ -117,7 +120,7 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     assert v["100"]["ci_low"] <= v["100"]["moment_minus_best_baseline"] <= v["100"]["ci_high"] < 0
     assert v["100"]["chosen_by"] == "validation VUS-PR" and v["100"]["best_baseline"] == "isolation_forest_100"
     assert scores["difference"]["100"] == v["100"]["moment_minus_best_baseline"]
-    assert "2000 replicates" in v["100"]["interval"] or "200 replicates" in v["100"]["interval"]
+    assert v["100"]["interval"] == "paired bootstrap over test events and draws (200 replicates)"  # compare.bootstrap
     line = next(x for x in md.splitlines() if x.startswith("- **Budget 100**"))
     assert line.startswith("- **Budget 100** (100 training windows; MOMENT with RANDOM-INIT weights, not pretrained): "
                            "`moment_100` is **worse** against the classic detector picked on validation, "
@@ -129,9 +132,9 @@ def test_report_table_plots_and_caveat(runner, tmp_path, monkeypatch):
     iso = curve[curve["method"] == "isolation_forest"]
     assert iso["train_windows"].tolist() == [100, 500, 2000] and iso["budget"].tolist() == ["100", "500", "full"]
     assert iso["vus_pr"].tolist() == pytest.approx([0.24, 0.36, 0.4])
-    zs = curve[curve["method"] == "moment (zero-shot)"]
+    zs = curve[curve["method"] == "moment (zero-shot, RANDOM-INIT)"]  # the foundation model names its weights
     assert zs["train_windows"].tolist() == [100, 500, 2000] and zs["vus_pr"].tolist() == pytest.approx([0.05] * 3)
-    ft = curve[curve["method"] == "moment"]
+    ft = curve[curve["method"] == "moment (RANDOM-INIT)"]
     assert ft["vus_pr_std"].tolist() == pytest.approx([0.01, 0.01])
     for png in ("learning_curve", "pr_curves", "verdict", "fault_type_recall", "timeline"):
         assert (tmp_path / f"plots/compare/{png}.png").read_bytes()[:4] == b"\x89PNG"
@@ -215,8 +218,8 @@ def test_no_caveat_with_pretrained_weights(runner, tmp_path, monkeypatch):
     fixture(tmp_path, pretrained=True)
     assert runner.invoke(compare_app, []).exit_code == 0
     md = (tmp_path / "reports/compare.md").read_text()
-    assert "random-init weights" not in md and "| pretrained |" in md
-    assert json.loads((tmp_path / "metrics/compare.json").read_text())["pretrained"] is True
+    assert "random-init weights" not in md and "| pretrained here |" in md
+    assert json.loads((tmp_path / "metrics/compare.json").read_text())["weights"] == "pretrained here"
 
 
 def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch):

@@ -11,7 +11,11 @@ from tests.conftest import ROOT, small_params, write_params
 
 
 def check(overrides: dict) -> config.Params:
-    return configure(config.parse(small_params(**overrides)))
+    from momentad import loaders
+
+    cfg = configure(config.parse(small_params(**overrides)))
+    loaders.configure(cfg.data, cfg.evaluate.protocol)  # what preprocess checks of the data section
+    return cfg
 
 
 def test_repository_params_are_valid_and_complete():
@@ -54,7 +58,14 @@ def test_eval_stride_follows_a_lowered_window_length():
         ({"data.split": {"train": 0.7, "val": 0.2, "test": 0.2}}, "data.split fractions sum to 1.100"),
         ({"window.eval_stride": 1000}, "window.eval_stride=1000 is out of range"),
         ({"momnet": {}}, "momnet is not a known section; did you mean moment?"),
-        ({"data.source": "kafka"}, "data.source must be one of 'synthetic', 'trainticket'"),
+        ({"data.source": "kafka"}, "data.source must be one of 'cicddos', 'csv', 'iops'"),
+        ({"data.source": "trainticket"}, "data.source=trainticket is now called csv; set data.source: csv"),
+        ({"data.synthetic.services": 1}, "data.synthetic.services=1 is out of range"),
+        ({"data.smd": {"machne": "x"}}, "data.smd.machne is not a known key; did you mean data.smd.machine?"),
+        ({"data.kafka": {}}, "data.kafka is not a known key"),
+        ({"data.source": "csv"}, "data.path is empty; set it to your csv file or folder"),
+        ({"evaluate.protocol": "tsbad"}, "evaluate.protocol=tsbad needs a file with its own train part (data.source "
+                                         "nezha or smd or tsbad or ucr), not synthetic"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_key(overrides, message):
@@ -70,7 +81,7 @@ def test_missing_key_is_an_error_not_a_silent_default():
         configure(config.parse(p))
     p = small_params()
     del p["pca"]
-    with pytest.raises(InputError, match="section 'pca' .* is missing"):
+    with pytest.raises(InputError, match="methods lists 'pca' but params.yaml has no section 'pca'"):
         configure(config.parse(p))
 
 

@@ -6,7 +6,7 @@ import copy
 import yaml
 
 from tests.conftest import ROOT
-from tests.deps import closure
+from tests.deps import closure, methods
 
 
 def stage_module(cmd: str) -> str:
@@ -21,16 +21,32 @@ def test_a_dataset_of_the_study_depends_on_its_data_and_the_loaders():
 
 
 def missing_deps(dvc_yaml: dict) -> dict[str, list[str]]:
-    """Per stage, the imported project files that no dep (file or folder) covers."""
+    """Per stage, the imported project files that no dep (file or folder) covers. A foreach stage
+    over params.yaml's methods is checked for each method with ``${item}`` filled in: the method
+    registry reaches that method's package only."""
     out = {}
     for name, stage in dvc_yaml["stages"].items():
         body = stage.get("do", stage)
-        deps = [d.rstrip("/") for d in body.get("deps", [])]
-        needed = closure(stage_module(body["cmd"]))
-        gaps = sorted(str(f) for f in needed if not any(str(f) == d or str(f).startswith(d + "/") for d in deps))
-        if gaps:
-            out[name] = gaps
+        per_method = stage.get("foreach") == "${methods}"
+        for method in methods() if per_method else [None]:
+            deps = [d.rstrip("/").replace("${item}", method or "") for d in body.get("deps", [])]
+            needed = closure(stage_module(body["cmd"]), [method] if per_method else None)
+            gaps = sorted(str(f) for f in needed if not any(str(f) == d or str(f).startswith(d + "/") for d in deps))
+            if gaps:
+                out[f"{name}@{method}" if method else name] = gaps
     return out
+
+
+def test_a_method_stage_depends_on_its_own_package_not_the_others():
+    detect = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["detect"]["do"]["deps"]
+    own = [d for d in detect if "${item}" in d]
+    assert own == ["src/momentad/detectors/${item}"]
+    assert "src/momentad/detectors" not in detect  # not the whole folder: knn's edit re-runs knn only
+    for method in methods():
+        files = {str(f) for f in closure("stages.detect", [method])}
+        others = {f for f in files if f.startswith("src/momentad/detectors/") and f.count("/") > 3
+                  and not f.startswith(f"src/momentad/detectors/{method}/")}  # fmt: skip
+        assert others == set(), (method, others)
 
 
 def test_every_stage_depends_on_every_module_it_imports():
@@ -43,18 +59,19 @@ def test_the_check_catches_a_removed_dep():
     broken = copy.deepcopy(real)
     broken["stages"]["window"]["deps"].remove("src/momentad/windows.py")
     broken["stages"]["detect"]["do"]["deps"] = [d for d in broken["stages"]["detect"]["do"]["deps"]
-                                                if d != "src/momentad/models"]  # fmt: skip
+                                                if d != "src/momentad/device.py"]  # fmt: skip
     gaps = missing_deps(broken)
     assert gaps["window"] == ["src/momentad/windows.py"]
-    assert "src/momentad/models/device.py" in gaps["detect"]
+    assert "src/momentad/device.py" in gaps["detect@moment"]
 
 
 def test_the_closure_follows_imports_transitively():
-    files = {str(f) for f in closure("stages.detect")}
-    # runner -> registry discovers every detector -> moment -> finetune -> windows
-    assert {"src/momentad/runner.py", "src/momentad/detectors/moment.py", "src/momentad/finetune.py",
-            "src/momentad/windows.py", "src/momentad/training.py",
-            "src/momentad/detectors/pca.py"} <= files  # fmt: skip
+    files = {str(f) for f in closure("stages.detect", ["moment"])}
+    # runner -> registry imports moment's detector -> its recipes (imported by name) -> windows
+    assert {"src/momentad/runner.py", "src/momentad/detectors/moment/detector.py",
+            "src/momentad/detectors/moment/recipes/momentad.py", "src/momentad/detectors/moment/recipes/tsbad.py",
+            "src/momentad/windows.py", "src/momentad/training.py"} <= files  # fmt: skip
+    assert "src/momentad/detectors/pca/__init__.py" not in files
     assert "src/momentad/plots.py" not in files and "src/momentad/loaders/smd.py" not in files
     # the simulator is read by preprocess only: editing it re-runs no model stage
     assert "src/momentad/synthetic.py" not in files

@@ -1,5 +1,7 @@
 """Each real-format loader on small files written in that exact format."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +22,7 @@ def data_params(source, path, **options):
     return build(DataParams, data, "data")
 
 
-def test_trainticket_csv_label_and_fault_type(tmp_path):
+def test_csv_label_and_fault_type(tmp_path):
     n = 300
     ts = pd.date_range("2024-03-01", periods=n, freq="1min")
     rng = np.random.default_rng(0)
@@ -31,7 +33,7 @@ def test_trainticket_csv_label_and_fault_type(tmp_path):
                        "ts-order-service_latency": rng.random(n), "label": (fault != "").astype(int),
                        "fault_type": fault, "root_cause": np.where(fault != "", "ts-order-service", "")})  # fmt: skip
     df.to_csv(tmp_path / "tt.csv", index=False)
-    raw = load(data_params("trainticket", tmp_path / "tt.csv"), seed=0)
+    raw = load(data_params("csv", tmp_path / "tt.csv"), seed=0)
     assert list(raw.frame.columns) == ["timestamp", "ts-order-service_cpu", "ts-order-service_latency",
                                        "label", "fault_type", "root_cause"]  # fmt: skip
     assert raw.frame["label"].sum() == 20
@@ -39,10 +41,10 @@ def test_trainticket_csv_label_and_fault_type(tmp_path):
     assert raw.frame["root_cause"].iloc[255] == "ts-order-service"
 
 
-def test_trainticket_fault_type_only_derives_label(tmp_path):
+def test_csv_fault_type_only_derives_label(tmp_path):
     df = pd.DataFrame({"time": range(50), "kpi": np.arange(50.0), "fault": [None] * 40 + ["loss"] * 10})
     df.to_csv(tmp_path / "tt.csv", index=False)
-    raw = load(data_params("trainticket", tmp_path / "tt.csv", timestamp_column="time",
+    raw = load(data_params("csv", tmp_path / "tt.csv", timestamp_column="time",
                            label_column=None, fault_type_column="fault"), seed=0)  # fmt: skip
     assert raw.frame["label"].tolist() == [0] * 40 + [1] * 10
     assert list(raw.frame.columns[:2]) == ["timestamp", "kpi"]
@@ -133,3 +135,46 @@ def test_cicddos_orders_flows_and_drops_identifiers(tmp_path):
     assert f["label"].tolist() == [0] * 30 + [1] * 10
     assert set(f["fault_type"].dropna()) == {"DrDoS_DNS"}
     assert np.isnan(f["Flow Bytes/s"].iloc[5])  # Infinity becomes a gap, filled by preprocess
+
+
+def nab_folder(tmp_path, windows):
+    root = tmp_path / "nab"
+    (root / "realX").mkdir(parents=True)
+    (root / "labels").mkdir()
+    ts = pd.date_range("2014-02-14 14:30", periods=400, freq="5min")
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": np.arange(400.0)}).to_csv(
+        root / "realX" / "cpu.csv", index=False
+    )
+    (root / "labels" / "combined_windows.json").write_text(__import__("json").dumps(windows))
+    return root / "realX" / "cpu.csv"
+
+
+def test_nab_labels_the_steps_inside_its_windows_ends_included(tmp_path):
+    path = nab_folder(tmp_path, {"realX/cpu.csv": [["2014-02-14 16:00:00.000000", "2014-02-14 17:00:00.000000"]]})
+    raw = load(data_params("nab", path), seed=0)
+    lab = raw.frame["label"].to_numpy()
+    # 16:00 is row 18 (90 minutes after 14:30), 17:00 row 30: both ends inside, 13 steps
+    assert lab.sum() == 13 and lab[18] == 1 and lab[30] == 1 and lab[17] == 0 and lab[31] == 0
+    assert list(raw.frame.columns[:2]) == ["timestamp", "value"] and raw.source == "nab"
+
+
+def test_the_shipped_nab_series_load_with_their_windows():
+    from tests.conftest import ROOT
+
+    path = ROOT / "data/raw/nab/realKnownCause/machine_temperature_system_failure.csv"
+    raw = load(data_params("nab", path), seed=0)
+    from momentad.preprocess import events
+
+    assert len(events(raw.frame["label"].to_numpy())) == 4 and raw.info["windows"] == 4
+
+
+@pytest.mark.parametrize("windows, message", [
+    ({}, "cpu.csv: no entry 'realX/cpu.csv' in"),
+    ({"realX/cpu.csv": [["2015-01-01 00:00:00", "2015-01-02 00:00:00"]]},
+     "cpu.csv: NAB window 1 [2015-01-01 00:00:00, 2015-01-02 00:00:00] lies outside the file's times"),
+    ({"realX/cpu.csv": [["soon", "later"]]}, "window 1 of 'realX/cpu.csv' is not [start, end] times"),
+])  # fmt: skip
+def test_nab_windows_that_do_not_fit_are_one_line(tmp_path, windows, message):
+    path = nab_folder(tmp_path, windows)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load(data_params("nab", path), seed=0)

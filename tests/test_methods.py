@@ -17,15 +17,14 @@ from momentad import config
 from momentad.budgets import restrict, span
 from momentad.data import load_splits
 from momentad.detectors.base import Detector
-from momentad.detectors.moment import window_batches
+from momentad.detectors.moment.lora import add_lora, quantize_encoder
+from momentad.detectors.moment.scoring import window_batches
+from momentad.detectors.moment.weights import load_moment
 from momentad.detectors.registry import configure, detector_class, load_detector, names
 from momentad.errors import InputError
 from momentad.evaluate import evaluate
 from momentad.layout import Layout
-from momentad.models.lora import add_lora, quantize_encoder
-from momentad.models.moment import load_moment
-from momentad.training import INTERRUPT_ENV
-from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
+from tests.conftest import MODEL_CACHE, ROOT, interrupt_training, small_params, write_params
 
 METHODS = names()
 TEST_KEYS = {"vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1", "pa_f1", "event_f1", "r_f1", "affiliation_f1",
@@ -63,7 +62,7 @@ def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
     assert result.output.startswith(method) and len(result.output.strip().splitlines()) == 1
     cls = detector_class(method)
     if method == "moment":
-        assert "RANDOM-INIT weights, not pretrained" in result.output
+        assert "[RANDOM-INIT weights (random-init:tiny), not pretrained]" in result.output
     lay = Layout(workdir)
     doc = json.loads(lay.details(method).read_text())
     assert doc["method"] == method and doc["capabilities"] == cls.capabilities()
@@ -77,7 +76,8 @@ def test_each_method_end_to_end_through_the_runner(runner, workdir, method):
         assert entry["status"] == "ok" and set(entry["test"]) == TEST_KEYS, budget
         assert all(0 <= v <= 1 for v in entry["test"].values())
         assert entry["threshold"]["chosen_on"] == "val" and len(entry["fault_type_recall"]) == 14
-        assert entry["model"]["pretrained"] is False and (entry["model"]["checkpoint"] is None) != (method == "moment")
+        origin = "random-init" if method == "moment" else "scratch" if budget != "0" else "none"
+        assert entry["model"]["origin"] == origin and (entry["model"]["checkpoint"] is None) != (method == "moment")
         scores = pd.read_parquet(lay.scores(method, budget))
         assert list(scores.columns) == ["timestamp", "score", "label", "fault_type", "score_0"]
         assert (scores["score"] == scores["score_0"]).all()
@@ -232,7 +232,7 @@ def test_each_lora_objective_end_to_end(runner, workdir, objective):
     result = detect(runner, "moment")
     assert result.exit_code == 0, result.output
     doc = json.loads(Layout(workdir).details("moment").read_text())["budgets"]["16"]
-    assert doc["model"]["adapter"] == "lora" and doc["model"]["pretrained"] is False
+    assert doc["model"]["adapter"] == "lora" and doc["model"]["origin"] == "random-init"
     t = doc["extra"]["training"]
     assert t["objective"] == objective and 1 <= t["epochs_run"] <= 2
     assert np.isfinite(t["best_val_loss"]) and doc["model"]["trainable_parameters"] > 0
@@ -240,23 +240,24 @@ def test_each_lora_objective_end_to_end(runner, workdir, objective):
 
 
 def test_resume_after_interruption_matches_uninterrupted(runner, workdir):
-    prepare(runner, workdir, **{"moment.finetune.epochs": 3, "moment.finetune.patience": 5, "budget.sizes": [8]})
+    prepare(runner, workdir, **{"moment.finetune.epochs": 60, "moment.finetune.patience": 100, "budget.sizes": [16]})
     lay = Layout(workdir)
     assert detect(runner, "moment").exit_code == 0
-    reference = json.loads(lay.details("moment").read_text())["budgets"]["8"]
+    reference = json.loads(lay.details("moment").read_text())["budgets"]["16"]
     from safetensors.torch import load_file
 
-    adapter = lay.model_dir("moment", 8) / "adapter" / "adapter_model.safetensors"
+    adapter = lay.model_dir("moment", 16) / "adapter" / "adapter_model.safetensors"
     ref_adapter = load_file(str(adapter))
     lay.details("moment").unlink()
-    interrupted = detect(runner, "moment", env={INTERRUPT_ENV: "2"})
-    assert interrupted.exit_code != 0
-    assert list((workdir / ".cache/train/moment_8").glob("*/state.json"))  # epoch 2 checkpoint kept
+    interrupted = interrupt_training(workdir, after_epoch=2)  # Ctrl-C mid-training, a real SIGINT
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert interrupted.stderr.strip().splitlines()[-1].startswith("interrupted: nothing was written")
+    (state,) = (workdir / ".cache/train/moment_16").glob("*/state.json")  # the checkpoint is kept
+    assert 2 <= json.loads(state.read_text())["epoch"] < 60
     assert not lay.details("moment").exists()
-    os.environ.pop(INTERRUPT_ENV, None)
     resumed = detect(runner, "moment")
     assert resumed.exit_code == 0, resumed.output
-    doc = json.loads(lay.details("moment").read_text())["budgets"]["8"]
+    doc = json.loads(lay.details("moment").read_text())["budgets"]["16"]
     assert doc["test"] == reference["test"]
     assert doc["extra"]["training"]["best_val_loss"] == reference["extra"]["training"]["best_val_loss"]
     got = load_file(str(adapter))
@@ -264,9 +265,8 @@ def test_resume_after_interruption_matches_uninterrupted(runner, workdir):
 
 
 def test_corrupt_checkpoint_is_set_aside_and_training_restarts(runner, workdir):
-    prepare(runner, workdir, **{"moment.finetune.epochs": 2, "moment.finetune.patience": 5, "budget.sizes": [8]})
-    assert detect(runner, "moment", env={INTERRUPT_ENV: "1"}).exit_code != 0
-    os.environ.pop(INTERRUPT_ENV, None)
+    prepare(runner, workdir, **{"moment.finetune.epochs": 60, "moment.finetune.patience": 100, "budget.sizes": [8]})
+    assert interrupt_training(workdir).returncode == 130
     (state,) = (workdir / ".cache/train/moment_8").glob("*/current.safetensors")
     state.write_bytes(state.read_bytes()[:50])  # truncated
     result = detect(runner, "moment")
@@ -340,8 +340,8 @@ def test_every_registered_method_is_a_detector_in_the_pool():
         cls = detector_class(name)
         assert issubclass(cls, Detector) and cls.name == name
         assert cls.zero_shot or cls.trains
-    assert detector_class("moment").budgets([100, 500]) == [0, 100, 500]
-    assert detector_class("pca").budgets([100, 500]) == [100, 500, "full"]
+    assert detector_class("moment").budgets([100, 500]) == ["0", "100", "500"]
+    assert detector_class("pca").budgets([100, 500]) == ["100", "500", "full"]
     with pytest.raises(InputError, match="unknown method 'kmeans'"):
         detector_class("kmeans")
 
@@ -393,7 +393,7 @@ def test_blas_follows_threads_not_omp_num_threads(tmp_path):
 
     script = (
         "import sys, numpy as np\n"
-        "from momentad.runner import deterministic\n"
+        "from momentad.threads import deterministic\n"
         "from momentad.detectors.pca import PCADetector, PCAParams\n"
         "from threadpoolctl import threadpool_info\n"
         "deterministic(2)\n"

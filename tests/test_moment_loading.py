@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
+from momentad.detectors.moment.weights import MARKER, load_moment, write_random_init
 from momentad.errors import InputError
-from momentad.models.moment import MARKER, load_moment, write_random_init
 
 
 def weights(model):
@@ -21,7 +21,7 @@ def test_random_init_is_seeded_and_marked(tmp_path):
     wa, wb, wc = weights(a), weights(b), weights(c)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
-    assert info.pretrained is False and info.source == "random-init"
+    assert info.origin == "random-init" and info.source == "random-init" and info.size == "tiny"
     assert info.parameters == sum(p.numel() for p in a.parameters()) > 0
     assert (tmp_path / "random-init-tiny-seed3" / "model.safetensors").is_file()
     # MOMENT's own freezing: only the reconstruction head trains by default
@@ -29,7 +29,7 @@ def test_random_init_is_seeded_and_marked(tmp_path):
 
 
 def test_small_mirrors_moment_1_small_dimensions():
-    from momentad.models.moment import moment_config
+    from momentad.detectors.moment.weights import moment_config
 
     cfg = moment_config("small")
     assert cfg["t5_config"]["d_model"] == cfg["d_model"] == 512
@@ -40,20 +40,20 @@ def test_small_mirrors_moment_1_small_dimensions():
 def test_local_directory_round_trip(tmp_path):
     src = write_random_init("tiny", 5, tmp_path / "ckpt")
     model, info = load_moment(str(src), seed=0)
-    assert info.source == "local" and info.pretrained is False  # the marker travels with it
+    assert info.source == "local" and info.origin == "random-init"  # the marker travels with it
     reference, _ = load_moment("random-init:tiny", seed=5, cache_dir=tmp_path / "cache")
     ref = weights(reference)
     assert all(torch.equal(v, ref[k]) for k, v in weights(model).items())
     x = torch.randn(2, 1, 512)
     out = model(x_enc=x, input_mask=torch.ones(2, 512)).reconstruction
     assert out.shape == (2, 1, 512)
-    # a directory without our marker (e.g. `huggingface-cli download`) counts as pretrained
+    # a directory without our marker (e.g. `huggingface-cli download`) counts as pretrained elsewhere
     copy = tmp_path / "downloaded"
     shutil.copytree(src, copy)
     (copy / MARKER).unlink()
     _, info2 = load_moment(str(copy), seed=0)
-    assert info2.pretrained is True
-    assert json.loads((src / MARKER).read_text())["pretrained"] is False
+    assert info2.origin == "hub"
+    assert json.loads((src / MARKER).read_text())["origin"] == "random-init"
 
 
 def test_unreachable_hub_id_names_both_alternatives(tmp_path, monkeypatch):

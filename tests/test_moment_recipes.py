@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from momentad.config import WindowParams, build, parse
-from momentad.detectors import moment as moment_module
 from momentad.detectors.base import RunContext, as_split
+from momentad.detectors.moment import detector as moment_module
 from momentad.detectors.registry import configure, detector_class, load_detector, make
 from momentad.errors import InputError
 from momentad.layout import parse_row
@@ -91,7 +91,7 @@ def test_head_and_full_train_what_they_name_and_reload(tmp_path, recipe, method)
     det.fit(train[:400], X_val=train[1000:1400])
     trainable = {n.split(".")[0] for n, q in det.model_.named_parameters() if q.requires_grad}
     assert trainable == ({"head"} if method == "head" else {"head", "encoder", "patch_embedding"})
-    assert det.describe()["adapter"] == method and det.describe()["pretrained"] is False
+    assert det.describe()["adapter"] == method and det.describe()["origin"] == "random-init"
     before = det.decision_function(test)
     zero_shot = detector(reference=as_split(train), **{"zero_shot.recipe": recipe,
                                                         "zero_shot.score": "reconstruction+stats"})  # fmt: skip
@@ -131,7 +131,7 @@ def test_full_split_adds_the_full_budget_and_variants_are_methods():
     cls = detector_class("moment-tsbad")
     assert cls is detector_class("moment")
     opts = make("moment", **options(**{"finetune.full_split": True})).params
-    assert cls.budgets([100, 500], opts) == [0, 100, 500, "full"]
+    assert cls.budgets([100, 500], opts) == ["0", "100", "500", "full"]
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["moment-tsbad"] = options(**{"zero_shot.recipe": "tsbad"})
     raw["methods"] = ["moment", "moment-tsbad"]
@@ -141,5 +141,5 @@ def test_full_split_adds_the_full_budget_and_variants_are_methods():
     row = parse_row("moment-tsbad_full")
     assert (row.method, row.budget) == ("moment-tsbad", "full")
     raw["methods"] = ["momnet-tsbad"]
-    with pytest.raises(InputError, match="methods lists 'momnet-tsbad'; did you mean moment"):
+    with pytest.raises(InputError, match="methods lists 'momnet-tsbad', which is not a method; did you mean moment"):
         configure(parse(raw))

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from momentad.config import NezhaParams
 from momentad.errors import InputError
-from momentad.loaders.nezha import load, service_of
+from momentad.loaders.nezha import NezhaParams, load, service_of
 from tests.conftest import ROOT
 
 SHIPPED = ROOT / "data" / "raw" / "nezha-trainticket"

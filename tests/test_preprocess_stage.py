@@ -65,7 +65,7 @@ def test_trainticket_gaps_constant_columns_and_robust_scaler(runner, workdir):
     gappy[10:12] = np.nan  # short gap: forward filled
     gappy[100:120] = np.nan  # long gap: 5 filled, 15 imputed
     _tt_csv(workdir / "data.csv", gappy=gappy)
-    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "data.csv",
+    write_params(workdir, small_params(**{"data.source": "csv", "data.path": "data.csv",
                                           "data.scaler": "robust"}))  # fmt: skip
     result = run(runner)
     assert result.exit_code == 0, result.output
@@ -92,7 +92,7 @@ BAD_INPUTS = {
     "bad label": ({}, "timestamp,cpu,label\n1,2,0\n2,3,yes\n3,4,0\n", "column 'label' must be 0/1"),
     "split sum": ({"data.split": {"train": 0.8, "val": 0.15, "test": 0.15}}, "ok", "data.split fractions sum"),
     "bad scaler": ({"data.scaler": "minmax"}, "ok", "data.scaler must be one of"),
-    "bad source": ({"data.source": "kafka"}, "ok", "data.source must be one of 'synthetic'"),
+    "bad source": ({"data.source": "kafka"}, "ok", "data.source must be one of 'cicddos', 'csv'"),
     "bad synthetic knob": ({"data.source": "synthetic", "data.synthetic.services": 1}, None,
                            "data.synthetic.services=1"),
 }  # fmt: skip
@@ -105,7 +105,7 @@ def test_bad_input_one_clear_line_no_output(runner, workdir, case):
         _tt_csv(workdir / "data.csv")
     elif content is not None:
         (workdir / "data.csv").write_text(content)
-    params = {"data.source": "trainticket", "data.path": "data.csv", **overrides}
+    params = {"data.source": "csv", "data.path": "data.csv", **overrides}
     write_params(workdir, small_params(**params))
     result = run(runner)
     assert result.exit_code == 2, result.output
@@ -144,7 +144,7 @@ def test_rounding_flat_kpi_is_constant_and_drop_constant_is_a_param(runner, work
     flat[450:] = 0.25  # it moves on test
     pd.DataFrame({"timestamp": np.arange(n), "cpu": rng.random(n), "flat": flat,
                   "label": (np.arange(n) % 50 == 0).astype(int)}).to_csv(workdir / "d.csv", index=False)  # fmt: skip
-    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+    write_params(workdir, small_params(**{"data.source": "csv", "data.path": "d.csv",
                                           "data.drop_constant": drop}))  # fmt: skip
     result = run(runner)
     assert result.exit_code == 0, result.output
@@ -155,3 +155,17 @@ def test_rounding_flat_kpi_is_constant_and_drop_constant_is_a_param(runner, work
     else:
         assert schema["constant_in_train_kept"] == ["flat"] and schema["scaler"]["scale"]["flat"] == 1.0
         assert test["flat"].abs().max() < 1.0
+
+
+def test_repeated_rows_with_missing_text_cells_are_compared_not_refused():
+    """A text column holding pd.NA (a label or fault-type column with gaps, as the Microsoft series
+    have) compares cell by cell: `pd.NA == x` has no truth value and used to raise TypeError."""
+    from momentad.loaders import RawData
+    from momentad.preprocess import drop_repeated_rows
+
+    frame = pd.DataFrame({"timestamp": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:00", "2024-01-01 00:01",
+                                                       "2024-01-01 00:02", "2024-01-01 00:02"]),
+                          "cpu": [1.0, 1.0, 2.0, 3.0, 3.0],
+                          "fault_type": pd.array([pd.NA, pd.NA, "oom", pd.NA, "oom"], dtype=object)})  # fmt: skip
+    out, dropped = drop_repeated_rows(RawData(frame=frame, source="csv", name="t"))
+    assert dropped == 1 and len(out.frame) == 4  # the first row's exact copy goes; a differing label stays

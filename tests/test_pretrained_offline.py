@@ -15,8 +15,8 @@ import pytest
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
 
+from momentad.detectors.moment.weights import HUB_REVISIONS, moment_config, write_random_init
 from momentad.layout import Layout
-from momentad.models.moment import HUB_REVISIONS, moment_config, write_random_init
 from tests.conftest import MODEL_CACHE, ROOT, small_params, write_params
 
 REPO = "AutonLab/MOMENT-1-large"
@@ -79,12 +79,12 @@ def test_hub_snapshot_in_the_cache_loads_offline_as_pretrained(workdir, runner, 
     home = hf_cache(tmp_path / "hf", large_weights)
     out = run_zero_shot(workdir, home, runner)
     assert out.returncode == 0, out.stderr
-    assert "moment [pretrained]" in out.stdout
+    assert f"moment [pretrained elsewhere ({REPO}), not by this project]" in out.stdout
     doc = json.loads(Layout(workdir).details("moment").read_text())
     m = doc["budgets"]["0"]["model"]
-    assert m["pretrained"] is True and m["source"] == "hub" and m["checkpoint"] == REPO
+    assert m["origin"] == "hub" and m["source"] == "hub" and m["checkpoint"] == REPO
     assert m["revision"] == REVISION and m["parameters"] > 340_000_000
-    assert json.loads((Layout(workdir).model_dir("moment", 0) / "run.json").read_text())["model"]["pretrained"]
+    assert json.loads((Layout(workdir).model_dir("moment", 0) / "run.json").read_text())["model"]["origin"] == "hub"
 
 
 def test_snapshot_with_only_a_pickle_is_refused(workdir, runner, tmp_path):
@@ -108,4 +108,4 @@ def test_a_branch_revision_is_recorded_as_its_commit(workdir, runner, tmp_path):
     out = run_zero_shot(workdir, home, runner, **{"moment.checkpoint": "me/moment-tiny", "moment.revision": "main"})
     assert out.returncode == 0, out.stderr
     m = json.loads(Layout(workdir).details("moment").read_text())["budgets"]["0"]["model"]
-    assert m["revision"] == commit and m["pretrained"] is True and m["source"] == "hub"
+    assert m["revision"] == commit and m["origin"] == "hub" and m["source"] == "hub"

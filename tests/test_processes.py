@@ -11,8 +11,7 @@ from stages.detect import app as detect_app
 from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
 
-from momentad.training import INTERRUPT_ENV
-from tests.conftest import ROOT, small_params, write_params
+from tests.conftest import ROOT, interrupt_training, small_params, write_params
 
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
 
@@ -53,9 +52,8 @@ def test_killing_the_parent_ends_the_training_child(runner, workdir):
 
 
 def test_a_second_run_cannot_write_into_a_running_checkpoint(runner, workdir):
-    prepare(runner, workdir, **{"moment.finetune.epochs": 2, "budget.sizes": [8]})
-    assert runner.invoke(detect_app, ["moment", "--no-progress"], env={INTERRUPT_ENV: "1"}).exit_code != 0
-    os.environ.pop(INTERRUPT_ENV, None)
+    prepare(runner, workdir, **{"moment.finetune.epochs": 60, "moment.finetune.patience": 100, "budget.sizes": [8]})
+    assert interrupt_training(workdir).returncode == 130
     (lock,) = (workdir / ".cache/train/moment_8").glob("*.lock")
     with open(lock, "a+") as held:  # another process is training this method
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)

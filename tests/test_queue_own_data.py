@@ -35,7 +35,7 @@ def test_a_queued_experiment_runs_on_dvc_tracked_own_data(repo_copy):
     added = dvc(repo_copy, "add", "data/raw/own.csv")
     assert added.returncode == 0, added.stderr + added.stdout
     write_params(repo_copy, small_params(**{
-        "data.source": "trainticket", "data.path": "data/raw/own.csv", "methods": ["isolation_forest"],
+        "data.source": "csv", "data.path": "data/raw/own.csv", "methods": ["isolation_forest"],
         "budget.sizes": [8], "window.length": 128, "window.train_stride": 16}))  # fmt: skip
     git(repo_copy, "add", "-A")
     git(repo_copy, "commit", "-qm", "own data tracked by DVC")

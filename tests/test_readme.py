@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, dvc, small_params, write_params
+from tests.conftest import ROOT, dvc, run_bounded, small_params, write_params
 
 BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]*?) -->\s*\n)?```(?P<lang>bash|python|console|sh)\n(?P<body>.*?)```",
                    re.S)  # fmt: skip
@@ -17,7 +17,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def blocks() -> list[tuple[str, str, str | None]]:
-    return [(m["lang"], m["body"], m["why"]) for m in BLOCK.finditer((ROOT / "README.md").read_text())]
+    """Every block of README.md, then of each docs/*.md page, in order."""
+    return [(m["lang"], m["body"], m["why"]) for page in DOCS for m in BLOCK.finditer(page.read_text())]
 
 
 def test_readme_blocks_are_bash_or_python_and_skips_say_why():
@@ -53,7 +54,7 @@ def test_every_readme_block_runs(repo_copy):
             print(f"not run: {why.strip()}")
             continue
         cmd = ["bash", "-euo", "pipefail", "-c", body] if lang == "bash" else [sys.executable, "-c", body]
-        out = subprocess.run(cmd, cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
+        out = run_bounded(cmd, cwd=repo_copy, env=env)
         assert out.returncode == 0, f"README block failed:\n{body}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
         ran += 1
     assert ran >= 4

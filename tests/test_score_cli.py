@@ -158,9 +158,8 @@ def test_an_empty_stretch_is_counted_then_scored(runner, trained, caplog):
 def test_ctrl_c_is_an_interrupt_not_a_broken_input(runner, trained, monkeypatch, where):
     """Ctrl-C while a large CSV is read: exit 130 and one line saying so (not exit 2 'not a
     readable CSV'), nothing written."""
-    import stages.preprocess
-
     import momentad.app
+    import momentad.loaders
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
@@ -170,7 +169,7 @@ def test_ctrl_c_is_an_interrupt_not_a_broken_input(runner, trained, monkeypatch,
         monkeypatch.setattr(momentad.app, "read_input", interrupted)
         result = runner.invoke(momentad_app, ["score", "--method", "pca_full", "-i", "test.csv", "-o", "o.csv"])
     else:
-        monkeypatch.setattr(stages.preprocess.loaders, "load", interrupted)
+        monkeypatch.setattr(momentad.loaders, "load", interrupted)
         result = runner.invoke(preprocess_app, [])
     assert result.exit_code == 130, result.output
     assert result.output.strip() == "interrupted: nothing was written; run the command again to resume"

@@ -120,7 +120,7 @@ def test_timestamp_split_errors_name_the_key(runner, workdir):
         ({"train_end": "soon"}, "data.split.train_end='soon' is not a time"),
         ({"val_end": "2024-01-01 03:00"}, "data.split.val_end is set without data.split.train_end"),
     ]:
-        write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+        write_params(workdir, small_params(**{"data.source": "csv", "data.path": "d.csv",
                                               **{f"data.split.{k}": v for k, v in split.items()}}))  # fmt: skip
         result = runner.invoke(preprocess_app, [])
         assert result.exit_code == 2 and message in result.output, result.output
@@ -129,9 +129,11 @@ def test_timestamp_split_errors_name_the_key(runner, workdir):
 
 
 def test_tsbad_protocol_needs_a_benchmark_file():
-    p = small_params(**{"evaluate.protocol": "tsbad"})
+    from momentad import loaders
+
+    cfg = config.parse(small_params(**{"evaluate.protocol": "tsbad"}))
     with pytest.raises(Exception, match="evaluate.protocol=tsbad needs a file with its own train part"):
-        config.parse(p)
+        loaders.configure(cfg.data, cfg.evaluate.protocol)
 
 
 def _run(runner, workdir, method, budget, **overrides):

@@ -22,13 +22,18 @@ SMALL = {
 }
 
 
-TSBAD = {"zero_shot.recipe": "tsbad", "zero_shot.channel_reduce": "last", "finetune.method": "head"}
-VARIANTS = {"moment-tsbad": {"set": TSBAD, "max_kpis": 1},
-            "moment-tsbad-stats": {"set": {**TSBAD, "zero_shot.score": "reconstruction+stats"}}}  # fmt: skip
+TSBAD = {"zero_shot.recipe": "tsbad", "zero_shot.channel_reduce": "last", "finetune.method": "head",
+         "finetune.epochs": 1}  # fmt: skip
+# the study's own variants, on the committed mini checkpoint pretrained here
+VARIANTS = {"moment-random-init": {"set": {"checkpoint": "random-init:mini"}},
+            "moment-adapted": {"set": {"adapt.steps": 4}},
+            "moment-tsbad": {"set": TSBAD, "max_kpis": 1}}  # fmt: skip
+SYSTEMS = {"ms-crash": "crash rates", "ms-purchase": "purchase rates", "own": "a user's file"}
 
 
 def study_file(repo, datasets: dict, variants: dict | None = None) -> None:
-    doc = {"set": {}, "variants": variants or {}, "datasets": datasets}
+    doc = {"set": {"moment.checkpoint": "models/pretrained/mini", "moment.finetune.epochs": 1},
+           "systems": SYSTEMS, "variants": variants or {}, "datasets": datasets}  # fmt: skip
     (repo / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -45,7 +50,7 @@ def study_repo(repo_copy):
         "app-05": {"source": "mscloud", "path": APP.format(5), "system": "ms-crash"},
         "purchase-01": {"source": "mscloud", "system": "ms-purchase",
                         "path": "data/raw/ms-cloud-monitoring/consumer-purchase-rate/purchase-01.csv.gz"},
-        "broken": {"source": "trainticket", "path": "data/raw/broken.csv", "system": "own"},
+        "broken": {"source": "csv", "path": "data/raw/broken.csv", "system": "own"},
     }, VARIANTS)  # fmt: skip
     return repo_copy
 
@@ -57,33 +62,50 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     assert ran(first.stdout) == {f"run@{d}" for d in ("app-02", "app-05", "purchase-01", "broken")} | {"aggregate"}
     assert first.stdout.rstrip().splitlines()[-1] != "" and "the answer: reports/study.md" in first.stdout
     head = json.loads((repo / "metrics/study.json").read_text())["study"]
-    assert head["datasets"] == 4 and head["failed"] == 1 and head["pretrained"] is False
-    assert set(head["answer"]) == {"0", "8", "full"}
+    assert head["datasets"] == 4 and head["systems"] == 3 and head["failed"] == 1
+    assert head["weights"] == "pretrained-here" and set(head["answer"]) == {"0", "8", "full"}
+    assert set(head["pretraining_helps"]) == {"0", "8", "full"}
     numbers = json.loads((repo / "metrics/study_scores.json").read_text())["study"]
-    assert set(numbers["difference"]) <= {"0", "8", "full"} and set(numbers["best_by_rank"]) == {"0", "8", "full"}
+    assert set(numbers["difference"]) == {"0", "8", "full"} and set(numbers["best_by_rank"]) == {"0", "8", "full"}
     # the study's headline sits beside compare.json's in `dvc exp show` without a name clash
     # (a clash turns a column into "metrics/x.json:answer.100", which --keep 'answer' misses)
     cols = dvc(repo, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
-    assert {"study.answer.8", "study.best_by_rank.8", "answer.full"} <= set(cols) and not [
+    assert {"study.answer.8", "study.weights", "study.best_by_rank.8", "answer.full"} <= set(cols) and not [
         c for c in cols if ".json:" in c
     ], cols
     report = (repo / "reports/study.md").read_text()
-    assert report.startswith("# Does MOMENT beat the classic detectors? 4 datasets from 3 systems")
-    assert report.index("**MOMENT ran with random-init weights**") < report.index("## The answer")
-    assert "| broken | (all) |  | failed: data/raw/broken.csv: column 'value' is not numeric" in report
-    assert "## Series without labelled anomalies: false-alarm rate" in report and "| purchase-01 |" in report
-    assert "## Per system: the best method and every method's regret" in report
-    for png in ("cd_full.png", "cd_8.png", "rank_by_budget.png", "heatmap.png"):
+    assert report.startswith("# Does a time-series foundation model beat the classic detectors? 4 datasets, 3 systems")
+    sections = [ln for ln in report.splitlines() if ln.startswith("## ")]
+    assert sections[:7] == [
+        "## Question and weights",
+        "## Datasets",
+        "## Protocol",
+        "## Answer",
+        "## Per system: `moment` minus its label-free opponent",
+        "## Ranks",
+        "## Caveats",
+    ]
+    assert "`models/pretrained/mini` — pretrained here on pretrain-corpus + 2,000 synthetic series" in report
+    assert "| broken | csv | own | failed |" in report
+    assert re.search(r"\| `moment-random-init` \| 8 \| \*\*(better|worse|not distinguishable)\*\* \| [-+]\d", report)
+    assert "### Does pretraining help?" in report and "| `moment` | full |" in report
+    assert "Holm-corrected over all" in report and "p = 0.000" not in report
+    assert "## Series without labelled test events: false-alarm rate" in report and "| purchase-01 |" in report
+    could_not = json.loads((repo / "reports/study.json").read_text())["could_not_run"]
+    assert {
+        "dataset": "broken",
+        "method": "(all)",
+        "budget": "",
+        "reason": next(c["reason"] for c in could_not if c["dataset"] == "broken"),
+    } in could_not
+    assert "column 'value' is not numeric" in next(c["reason"] for c in could_not if c["dataset"] == "broken")
+    for png in ("verdict.png", "cd_full.png", "cd_8.png", "rank_by_budget.png", "heatmap.png"):
         assert (repo / "plots/study" / png).read_bytes()[:4] == b"\x89PNG"
     result = json.loads((repo / "study/runs/app-02/result.json").read_text())
     assert result["status"] == "ok" and set(result["results"]) == set(METHODS) | set(VARIANTS)
     assert result["methods_status"] == {m: "ran" for m in [*METHODS, *VARIANTS]}
-    # each recipe meets the classic detectors on its own; the statistics' effect per dataset
-    assert "## Each MOMENT recipe against the classic detectors" in report
-    for m in ("moment", *VARIANTS):
-        assert re.search(rf"\| `{m}` \| [^|]+ \| (better|worse|not distinguishable) [-+]\d", report), m
-    assert "| dataset | moment-tsbad / +stats (0) | moment-tsbad / +stats (full) |" in report
-    assert re.search(r"\| app-02 \| 0\.\d{3} / 0\.\d{3} \| 0\.\d{3} / 0\.\d{3} \|", report)
+    assert result["results"]["moment"]["0"]["weights"] == "here"
+    assert result["results"]["moment-random-init"]["0"]["weights"] == "random-init"
 
     # one more dataset: only its stage and the aggregate run
     data = yaml.safe_load((repo / "study.yaml").read_text())
@@ -99,10 +121,10 @@ def test_study_end_to_end_then_one_more_dataset_then_one_method(study_repo):
     third = dvc(repo, "repro", "study/dvc.yaml")
     assert third.returncode == 0, third.stderr + third.stdout
     lines = [ln for ln in third.stdout.splitlines() if re.match(r"^(app-0\d|purchase-01): ", ln)]
-    assert len(lines) == 4 and all("1 methods ran, 4 reused" in ln for ln in lines), lines
+    assert len(lines) == 4 and all("1 methods ran, 5 reused" in ln for ln in lines), lines
     again = json.loads((repo / "study/runs/app-02/result.json").read_text())["methods_status"]
-    assert again == {"moment": "memo", "squared_difference": "memo", "pca": "ran", "moment-tsbad": "memo",
-                     "moment-tsbad-stats": "memo"}  # fmt: skip
+    assert again == {"moment": "memo", "squared_difference": "memo", "pca": "ran", "moment-random-init": "memo",
+                     "moment-adapted": "memo", "moment-tsbad": "memo"}  # fmt: skip
 
 
 def git(repo, *args):
@@ -149,3 +171,33 @@ def test_study_split_across_two_machines_equals_one_queue(repo_copy, tmp_path):
         assert (c / f"study/runs/{dataset}/result.json").read_text() == mine
     head = json.loads((c / "metrics/study.json").read_text())["study"]
     assert head["datasets"] == 2 and head["failed"] == 0
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("system", "ms-crahs", "datasets.app-02.system ='ms-crahs' is not in systems (did you mean ms-crash?"),
+    ("source", "mscloude", "datasets.app-02.source ='mscloude' is not a data format (did you mean mscloud?"),
+    ("path", "data/raw/nowhere.csv", "datasets.app-02.path ='data/raw/nowhere.csv' does not exist"),
+])  # fmt: skip
+def test_a_bad_study_entry_is_refused_before_any_dataset_runs(repo_copy, key, value, message):
+    import subprocess
+    import sys
+
+    entry = {"source": "mscloud", "path": APP.format(2), "system": "ms-crash", key: value}
+    text = yaml.safe_dump({"systems": SYSTEMS, "datasets": {"app-02": entry}}, sort_keys=False, width=200)
+    (repo_copy / "study.yaml").write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.strip().startswith(f"{key}:"))
+    out = subprocess.run([sys.executable, "-m", "stages.study"], cwd=repo_copy, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: study.yaml line {line}: " + message + out.stderr.split(message, 1)[-1].rstrip()
+    ]
+    assert [p.name for p in (repo_copy / "study/runs").iterdir()] == [".gitignore"]  # no dataset ran
+
+
+def test_a_dataset_named_twice_is_refused_with_both_lines(tmp_path):
+    from momentad.errors import InputError
+    from momentad.study_file import read_study
+
+    (tmp_path / "study.yaml").write_text("datasets:\n  a: {source: mscloud, path: ., system: s}\n"
+                                         "  a: {source: mscloud, path: ., system: s}\n")  # fmt: skip
+    with pytest.raises(InputError, match="study.yaml line 3: datasets.a is given twice \\(first at line 2\\)"):
+        read_study(tmp_path / "study.yaml")

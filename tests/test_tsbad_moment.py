@@ -48,7 +48,7 @@ def test_tsbad_recipe_equals_tsbads_moment(runner, workdir, name):
         assert result.exit_code == 0, result.output
     ref = REFERENCE[REFERENCE["series"] == name]
     doc = json.loads((workdir / "reports/methods/moment.json").read_text())
-    assert doc["model"]["pretrained"] is False and doc["model"]["recipe"] == "tsbad"
+    assert doc["model"]["origin"] == "random-init" and doc["model"]["recipe"] == "tsbad"
     for budget, column in (("0", "zero_shot"), ("full", "fine_tuned")):
         got = pd.read_parquet(workdir / f"data/scores/moment/{budget}.parquet")["score"].to_numpy()
         want = ref[column].to_numpy()

@@ -4,10 +4,11 @@ environment with tsb-ad installed; tests/data/tsbad_detectors_reference.json).
 
 Same hyper-parameters (TSB-AD-U's tuned ones, windows as TSB-AD chose them), the TSB-AD protocol
 (`evaluate.protocol: tsbad`: fit on the file's train part, score and measure the whole series):
-our VUS-PR must be within 0.02 of TSB-AD's run under that protocol. Where TSB-AD's published
+our PCA and KNN VUS-PR must equal TSB-AD's run under that protocol to 1e-4 (the same arithmetic;
+the details round to 6 decimals), our CNN within 0.02 (its training is seeded differently). Where TSB-AD's published
 protocol differs (Sub-PCA and Sub-KNN fit on the whole series; its KNN scores new windows without
 the z-normalisation it fits on; its CNN reads unscaled values and early-stops on the train
-part's last 20%), the measured difference is asserted as documented in README "Methods".
+part's last 20%), the measured difference is asserted as documented in docs/methods.md "Methods".
 """
 
 import json
@@ -42,7 +43,7 @@ def test_pca_equals_tsbads_pca(runner, workdir, name):
     ref = REF[name]
     got = run(runner, workdir, name, "pca", {"window": ref["pca_window"], "n_components": None})
     assert got["extra"]["window"] == ref["pca_window"]
-    assert abs(got["test"]["vus_pr"] - ref["pca_train_part"]) <= 0.02, (got["test"]["vus_pr"], ref)
+    assert abs(got["test"]["vus_pr"] - ref["pca_train_part"]) <= 1e-4, (got["test"]["vus_pr"], ref)
 
 
 @pytest.mark.parametrize("name", list(REF))
@@ -53,7 +54,7 @@ def test_knn_equals_tsbads_knn(runner, workdir, name):
     assert got["extra"] == {"window": ref["knn_window"], "method": "largest", "n_neighbors": 50}
     # TSB-AD's Sub-KNN z-normalises the windows it fits on but not those its decision_function
     # scores; its fitted tree queried with normalised windows is the same method as ours
-    assert abs(got["test"]["vus_pr"] - ref["knn_train_part_normalized"]) <= 0.02, (got["test"]["vus_pr"], ref)
+    assert abs(got["test"]["vus_pr"] - ref["knn_train_part_normalized"]) <= 1e-4, (got["test"]["vus_pr"], ref)
 
 
 CNN = {
@@ -72,7 +73,7 @@ CNN = {
 def test_cnn_against_tsbads_cnn(runner, workdir):
     """On the AIOps KPI, fed the same (train-scaled) series: within 0.02 of TSB-AD's CNN. On
     ingress-01 TSB-AD's own CNN moves from 0.44 (raw values) to 0.31 (scaled): a training-noise
-    band wider than any bound; README "Methods" gives the figures."""
+    band wider than any bound; docs/methods.md "Methods" gives the figures."""
     got = run(runner, workdir, "iops-301c70d8", "cnn", CNN)
     ref = REF["iops-301c70d8"]["cnn_scaled_input"]
     assert abs(got["test"]["vus_pr"] - ref) <= 0.02, (got["test"]["vus_pr"], ref)

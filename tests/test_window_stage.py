@@ -9,7 +9,7 @@ from stages.preprocess import app as preprocess_app
 from stages.window import app as window_app
 
 from momentad.windows import CONTEXT_LENGTH, materialize, starts
-from tests.conftest import small_params, write_params
+from tests.conftest import ROOT, small_params, write_params
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_train_shorter_than_one_window(runner, workdir):
     n = 600
     pd.DataFrame({"timestamp": np.arange(n), "cpu": np.random.default_rng(0).random(n),
                   "label": np.arange(n) % 40 == 0}).astype({"label": int}).to_csv("d.csv", index=False)  # fmt: skip
-    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+    write_params(workdir, small_params(**{"data.source": "csv", "data.path": "d.csv",
                                           "window.length": 512}))  # fmt: skip
     assert runner.invoke(preprocess_app, []).exit_code == 0
     result = runner.invoke(window_app, [])
@@ -150,7 +150,7 @@ def test_windows_stay_inside_segments(runner, workdir):
     label[[650, 820, 950]] = 1
     pd.DataFrame({"timestamp": ts, "cpu": rng.random(len(ts)), "mem": rng.random(len(ts)), "label": label}).to_csv(
         "d.csv", index=False)  # fmt: skip
-    write_params(workdir, small_params(**{"data.source": "trainticket", "data.path": "d.csv",
+    write_params(workdir, small_params(**{"data.source": "csv", "data.path": "d.csv",
                                           "data.split.train_end": "2023-01-29 18:00",
                                           "data.split.val_end": "2023-01-30 09:00"}))  # fmt: skip
     assert runner.invoke(preprocess_app, []).exit_code == 0
@@ -173,3 +173,32 @@ def test_missing_processed_input(runner, workdir):
     result = runner.invoke(window_app, [])
     assert result.exit_code == 2
     assert "train.parquet: not found; run `dvc repro preprocess` first" in result.output
+
+
+def test_the_shipped_defaults_auto_windows_and_the_default_split(runner, workdir):
+    """params.yaml's own window section (length and train stride `auto`, eval stride null) and
+    split (0.6 / 0.1 / 0.3), which the other tests override: the window length follows the train
+    split and the model stages read what the window stage resolved."""
+    import yaml
+    from stages.detect import app as detect_app
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p = small_params(**{"methods": ["moment", "moving_variance"], "budget.sizes": [8]})
+    p["window"], p["data"]["split"] = shipped["window"], shipped["data"]["split"]
+    write_params(workdir, p)
+    assert runner.invoke(preprocess_app, []).exit_code == 0
+    schema = json.loads((workdir / "data/processed/schema.json").read_text())
+    assert {k: v["rows"] for k, v in schema["splits"].items()} == {"train": 3600, "val": 600, "test": 1800}
+    out = runner.invoke(window_app, [])
+    assert out.exit_code == 0, out.output
+    meta = json.loads((workdir / "data/windows/windows.json").read_text())
+    assert meta["asked"] == {"length": "auto", "train_stride": "auto", "eval_stride": None}
+    # the longest power of two the 3,600 train rows hold 8 times over: 256; stride 256 / 64
+    assert meta["length"] == 256 and meta["strides"] == {"train": 4, "val": 256, "test": 256}
+    assert meta["windows"] == {"train": 837, "val": 3, "test": 8}  # test: 7 non-overlapping + one end-aligned
+    for method in ("moment", "moving_variance"):
+        result = runner.invoke(detect_app, [method, "--no-progress"])
+        assert result.exit_code == 0, result.output
+    doc = json.loads((workdir / "reports/methods/moment.json").read_text())
+    assert doc["budgets"]["8"]["per_draw"][0]["train_windows"] == 8
+    assert doc["budgets"]["8"]["per_draw"][0]["train_rows"] == 256 + 7 * 4  # 8 windows of 256, 4 apart

@@ -1,29 +1,26 @@
 """The answer across datasets (the study's ``aggregate`` stage).
 
-Per budget (every ``budget.sizes`` entry and ``full``), from each dataset's ``result.json``:
+Per budget (0, every ``budget.sizes`` entry and ``full``), from each dataset's ``result.json``:
 
-- **Which row stands for a method.** Budget b means "at most b training windows of history": a
-  method's candidates at b are its rows at every budget up to b (0 included: a method that needs
-  no training is its budget-0 row at every b), and its full-split row where the series is too
-  short for b (its b row did not run because the train split holds fewer than b windows, so the
-  full split is all that history offers). With several candidates it takes the one with the
-  highest validation VUS-PR where every candidate has one, else the one trained on the most
-  data. At ``full`` a method without a full-split row takes its largest budget the same way.
-  Nothing here reads test results to pick a row.
-- **Ranks**: every method's test VUS-PR per dataset (datasets with labelled test anomalies whose
-  every method has a row), mean rank, Friedman test with Nemenyi post-hoc and a
-  critical-difference diagram (autorank, non-parametric mode).
-- **MOMENT against the classic detectors**: per dataset its opponent is the classic detector with
-  the highest validation VUS-PR there (where validation holds labelled events), else the one with
-  the best mean test rank on the *other* datasets; the paired differences over datasets get a
-  Wilcoxon signed-rank test (scipy), its matched-pairs rank-biserial effect size, a bootstrap 95%
-  interval of the mean difference (``compare.bootstrap`` replicates) and win / tie / loss counts
-  (tie: |difference| < 0.01). The verdict is the test's: better / worse when Wilcoxon's p < 0.05
-  (in the direction of the median difference), else not distinguishable.
-- **Per source (system)**: each method's mean VUS-PR on that system's datasets and its regret to
-  the system's best, so a pooled mean never hides a loss on one system.
-- Series without labelled test anomalies are judged by their false-alarm rate at the validation
-  threshold, in a table of their own, never by VUS-PR.
+- **Which row stands for a method** (:func:`pick`): budget b is "at most b training windows of
+  history", for every method alike: its rows up to b (0 included), plus its full-split row where
+  the series is too short for b; at ``full`` every row it has. Of several, the one with the
+  highest validation VUS-PR where each has one, else the one trained on the most data. Nothing
+  here reads test results to pick a row.
+- **Contests** (:func:`contests`): each foundation-model variant against the label-free classic
+  detectors (the primary contest: methods that read no training labels), against the methods
+  that do (a separate, named contest), and pretrained against random-init weights and adapted
+  against not (paired over the datasets where both ran). A variant's opponent on a dataset is the
+  classic detector with the best validation VUS-PR there (where validation holds labelled
+  events), else the one with the best mean rank on the *other* datasets.
+- **Statistics**: per contest the mean difference over datasets with a 95 % interval from a
+  hierarchical bootstrap (systems, then datasets within them), the Wilcoxon signed-rank p,
+  rank-biserial effect, wins / ties / losses (tie: |difference| < 0.01) and n; Holm's correction
+  runs over every test the report makes; the verdict follows the corrected Wilcoxon test.
+- **Ranks**: every method's mean rank over the datasets where it ran (n per cell); Friedman and
+  Nemenyi on the datasets where every ranked method ran (the complete blocks), naming what that
+  subset leaves out.
+- **Per system**: each contest's mean difference per system, beside the pooled one.
 """
 
 from __future__ import annotations
@@ -31,17 +28,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from momentad.budgets import FULL, at_most, order
 from momentad.errors import InputError
+from momentad.stats import cluster_bootstrap, holm, verdict_over_datasets, wilcoxon
 
 TIE = 0.01
+MIN_RANKED = 5  # autorank's minimum of datasets for the Friedman / Nemenyi tests
 
 
 def load_results(names: list[str], runs: Path) -> dict[str, dict[str, Any]]:
@@ -71,14 +70,30 @@ def pick(rows: dict[str, dict[str, Any]], budget: str) -> tuple[str, dict[str, A
     return b, cands[b]
 
 
-def foundation(results: dict[str, dict[str, Any]]) -> list[str]:
-    """Methods whose weights come from a checkpoint (the foundation-model side)."""
-    out = []
+@dataclass
+class Roles:
+    """Which methods play which part: the foundation-model variants (weights from a checkpoint),
+    the label-free classic detectors and the classic detectors that read training labels."""
+
+    foundation: list[str]
+    label_free: list[str]
+    supervised: list[str]
+
+    @property
+    def classic(self) -> list[str]:
+        return [*self.label_free, *self.supervised]
+
+
+def roles(results: dict[str, dict[str, Any]], methods: list[str]) -> Roles:
+    """Roles from what the datasets' results record (a checkpoint; uses_labels)."""
+    fm, sup = set(), set()
     for r in results.values():
         for m, rows in r.get("results", {}).items():
-            if any(x.get("checkpoint") for x in rows.values() if x.get("status") == "ok") and m not in out:
-                out.append(m)
-    return out
+            if any(x.get("checkpoint") for x in rows.values() if x.get("status") == "ok"):
+                fm.add(m)
+        sup |= {m for m, used in (r.get("uses_labels") or {}).items() if used}
+    return Roles([m for m in methods if m in fm], [m for m in methods if m not in fm and m not in sup],
+                 [m for m in methods if m not in fm and m in sup])  # fmt: skip
 
 
 def table(results: dict[str, dict[str, Any]], methods: list[str], budget: str, key: str = "vus_pr",
@@ -96,119 +111,159 @@ def table(results: dict[str, dict[str, Any]], methods: list[str], budget: str, k
     return pd.DataFrame.from_dict(data, orient="index", columns=methods)
 
 
-MIN_RANKED = 5  # autorank's minimum of datasets for the Friedman / Nemenyi tests
+def rank_stats(scores: pd.DataFrame) -> dict[str, Any]:
+    """Mean ranks over every dataset where a method ran (ranked among the methods that ran there;
+    n per method), then Friedman + Nemenyi on the complete blocks (autorank, non-parametric)."""
+    ranks = scores.rank(axis=1, ascending=False)
+    out: dict[str, Any] = {"meanrank": {m: float(v) for m, v in ranks.mean().items() if np.isfinite(v)},
+                           "n": {m: int(v) for m, v in ranks.notna().sum().items()}, "complete": [],
+                           "left_out": {}, "result": None, "friedman_p": None, "cd": None}  # fmt: skip
+    complete = scores.dropna()
+    out["complete"] = list(complete.index)
+    out["left_out"] = {n: [m for m in scores.columns if pd.isna(scores.loc[n, m])] for n in scores.index
+                       if n not in complete.index}  # fmt: skip
+    if len(complete) >= MIN_RANKED and complete.shape[1] >= 2:
+        from autorank import autorank
 
-
-def rank_stats(df: pd.DataFrame) -> dict[str, Any] | None:
-    """Mean ranks (1 = best); with at least ``MIN_RANKED`` datasets also the Friedman p-value and
-    the Nemenyi critical difference (autorank, non-parametric)."""
-    if df.shape[0] < 1 or df.shape[1] < 2:
-        return None
-    meanrank = df.rank(axis=1, ascending=False).mean()
-    out: dict[str, Any] = {"meanrank": {m: float(v) for m, v in meanrank.items()}, "datasets": int(df.shape[0]),
-                           "result": None, "friedman_p": None, "cd": None, "test": None, "posthoc": None}  # fmt: skip
-    if df.shape[0] < MIN_RANKED:
-        return out
-    from autorank import autorank
-
-    with contextlib.redirect_stdout(io.StringIO()):  # autorank narrates its choice of tests
-        res = autorank(df, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
-    out.update(result=res, friedman_p=float(res.pvalue), cd=None if res.cd is None else float(res.cd),
-               test=res.omnibus, posthoc=res.posthoc)  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):  # autorank narrates its choice of tests
+            res = autorank(complete, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
+        out.update(
+            result=res,
+            friedman_p=float(res.pvalue),
+            cd=None if res.cd is None else float(res.cd),
+            complete_meanrank={m: float(v) for m, v in complete.rank(axis=1, ascending=False).mean().items()},
+        )
     return out
 
 
-def opponents(results: dict[str, dict[str, Any]], scores: pd.DataFrame, classics: list[str],
+def opponents(results: dict[str, dict[str, Any]], scores: pd.DataFrame, pool: list[str],
               budget: str) -> dict[str, tuple[str, str]]:  # fmt: skip
-    """Per dataset: (opponent, how chosen) — best validation VUS-PR there, else best mean test
-    rank on the other datasets."""
-    ranks = scores[classics].rank(axis=1, ascending=False)
+    """Per dataset: (opponent, how chosen) among ``pool`` — the best validation VUS-PR there, else
+    the best mean test rank on the other datasets (never this dataset's test)."""
+    ranks = scores[pool].rank(axis=1, ascending=False)
     out = {}
     for name in scores.index:
+        present = [m for m in pool if pd.notna(scores.loc[name, m])]
+        if not present:
+            continue
         vals = {}
-        for m in classics:
+        for m in present:
             got = pick(results[name]["results"].get(m, {}), budget)
             vals[m] = None if got is None else got[1].get("val_vus_pr")
         if results[name].get("validation_labelled") and all(v is not None for v in vals.values()):
-            out[name] = (max(classics, key=lambda m: (vals[m], -classics.index(m))), "validation VUS-PR")
+            out[name] = (max(present, key=lambda m: (vals[m], -pool.index(m))), "validation VUS-PR")
         else:
-            others = ranks.drop(index=name)
-            mean = others.mean() if len(others) else ranks.loc[name] * 0
-            out[name] = (min(classics, key=lambda m: (mean[m], classics.index(m))), "mean rank on the other datasets")
+            mean = ranks.drop(index=name).mean()
+            out[name] = (min(present, key=lambda m: (mean.get(m, np.inf) if pd.notna(mean.get(m)) else np.inf,
+                                                      pool.index(m))), "mean rank on the other datasets")  # fmt: skip
     return out
 
 
-def head_to_head(diff: pd.Series, replicates: int, seed: int) -> dict[str, Any]:
-    """Wilcoxon signed-rank over datasets, rank-biserial effect size, bootstrap interval of the
-    mean difference, win / tie / loss."""
-    d = diff.to_numpy(dtype=float)
-    out: dict[str, Any] = {"datasets": int(d.size), "mean_difference": round(float(d.mean()), 6),
-                           "median_difference": round(float(np.median(d)), 6),
-                           "wins": int((d > TIE).sum()), "ties": int((np.abs(d) <= TIE).sum()),
-                           "losses": int((d < -TIE).sum())}  # fmt: skip
-    nonzero = d[d != 0]
-    if nonzero.size >= 1:
-        w = stats.wilcoxon(nonzero) if nonzero.size else None
-        r = stats.rankdata(np.abs(nonzero))
-        plus, minus = r[nonzero > 0].sum(), r[nonzero < 0].sum()
-        out.update(wilcoxon_p=round(float(w.pvalue), 6), effect_size=round(float((plus - minus) / (plus + minus)), 4))
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, (replicates, d.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    out.update(ci_low=round(float(lo), 6), ci_high=round(float(hi), 6), replicates=replicates)
-    # the test decides; the interval says how large the difference is
-    p = out.get("wilcoxon_p")
-    sign = np.sign(np.median(d)) if d.size else 0
-    out["verdict"] = (
-        ("better" if sign > 0 else "worse") if p is not None and p < 0.05 and sign else "not distinguishable"
-    )
+@dataclass
+class Contest:
+    """One paired comparison over datasets at one budget."""
+
+    name: str  # e.g. "moment vs label-free classics"
+    budget: str
+    method: str
+    against: str  # a method, or the pool the opponent is picked from
+    differences: pd.Series  # per dataset
+    systems: list[str]
+    opponents: dict[str, tuple[str, str]] = field(default_factory=dict)
+    p: float | None = None
+    effect: float | None = None
+    p_holm: float | None = None
+    ci: tuple[float, float] = (np.nan, np.nan)
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+    @property
+    def mean(self) -> float:
+        return float(self.differences.mean()) if self.n else np.nan
+
+    @property
+    def wtl(self) -> tuple[int, int, int]:
+        d = self.differences.to_numpy()
+        return int((d > TIE).sum()), int((np.abs(d) <= TIE).sum()), int((d < -TIE).sum())
+
+    @property
+    def verdict(self) -> str:
+        return verdict_over_datasets(self.p_holm, float(np.median(self.differences))) if self.n else "no data"
+
+    def summary(self) -> dict[str, Any]:
+        w, t, lo = self.wtl
+        return {"contest": self.name, "budget": self.budget, "method": self.method, "against": self.against,
+                "n": self.n, "mean_difference": _r(self.mean), "ci_low": _r(self.ci[0]), "ci_high": _r(self.ci[1]),
+                "wilcoxon_p": _r(self.p), "holm_p": _r(self.p_holm), "effect_size": _r(self.effect, 4),
+                "wins": w, "ties": t, "losses": lo, "verdict": self.verdict,
+                "per_dataset": {k: _r(v) for k, v in self.differences.items()},
+                "opponents": {k: v[0] for k, v in self.opponents.items()}}  # fmt: skip
+
+
+def _r(v: Any, d: int = 6) -> Any:
+    return None if v is None or (isinstance(v, float) and not np.isfinite(v)) else round(float(v), d)
+
+
+def contests(results: dict[str, dict[str, Any]], ro: Roles, budgets: list[str], systems: dict[str, str],
+             replicates: int, seed: int) -> list[Contest]:  # fmt: skip
+    """Every contest the report makes, each with its statistics; Holm over all of them."""
+    out: list[Contest] = []
+    everyone = [*ro.foundation, *ro.classic]
+    for b in budgets:
+        scores = table(results, everyone, b)
+        for v in ro.foundation:
+            for name, pool in (("vs label-free classics", ro.label_free), ("vs supervised classics", ro.supervised)):
+                if not pool:
+                    continue
+                have = scores[scores[v].notna()]
+                opp = opponents(results, have, pool, b)
+                diff = pd.Series({n: have.loc[n, v] - have.loc[n, o] for n, (o, _) in opp.items()}, dtype=float)
+                label = "label-free classic detectors" if pool is ro.label_free else "supervised classic detectors"
+                out.append(Contest(f"{v} {name}", b, v, label, diff, [systems[n] for n in diff.index], opp))
+        pairs = [(m, f"{m}-random-init", "pretrained vs random-init") for m in ro.foundation
+                 if f"{m}-random-init" in ro.foundation]  # fmt: skip
+        pairs += [(f"{m}-adapted", m, "adapted vs not") for m in ro.foundation if f"{m}-adapted" in ro.foundation]
+        for a, c, name in pairs:
+            both = scores[[a, c]].dropna()
+            diff = both[a] - both[c]
+            out.append(Contest(f"{a} {name}", b, a, c, diff, [systems[n] for n in diff.index]))
+    for k, c in enumerate(out):
+        if c.n:
+            c.p, c.effect = wilcoxon(c.differences.to_numpy())
+            c.ci = cluster_bootstrap(c.differences.to_numpy(), c.systems, replicates, seed + k)
+    tested = [c for c in out if c.p is not None]
+    for c, p in zip(tested, holm([c.p for c in tested]), strict=True):
+        c.p_holm = p
     return out
 
 
-def per_source(scores: pd.DataFrame, systems: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per system: each method's mean VUS-PR over its datasets, and its regret (the system's best
-    mean minus its own)."""
-    frame = scores.copy()
-    frame.insert(0, "system", [systems[n] for n in frame.index])
-    means = frame.groupby("system").mean(numeric_only=True)
-    return means, means.rsub(means.max(axis=1), axis=0)
+def per_system(contest: Contest) -> pd.DataFrame:
+    """A contest's mean difference and W/T/L per system (the pooled row is the contest itself)."""
+    frame = pd.DataFrame({"system": contest.systems, "d": contest.differences.to_numpy()})
+    g = frame.groupby("system")["d"]
+    return pd.DataFrame({"datasets": g.size(), "mean_difference": g.mean(), "wins": g.apply(lambda d: (d > TIE).sum()),
+                         "losses": g.apply(lambda d: (d < -TIE).sum())})  # fmt: skip
 
 
-def answer(results: dict[str, dict[str, Any]], methods: list[str], budgets: list[int], seed: int,
-           replicates: int, variants: list[str] = ()) -> dict[str, Any]:  # fmt: skip
-    """Every statistic of the study, per budget. Ranks cover ``methods``; each foundation method
-    (``variants`` included: MOMENT's recipes) meets the classic detectors head to head on the
-    datasets where it ran."""
-    fm = [m for m in foundation(results) if m in [*methods, *variants]]
-    classics = [m for m in methods if m not in fm]
-    out: dict[str, Any] = {"foundation": fm, "classic": classics, "budgets": {}}
-    # budget 0: the methods that score without training (MOMENT zero-shot, the one-liners)
-    for b in ["0", *map(str, budgets), FULL]:
-        scores = table(results, [*methods, *[v for v in variants if v not in methods]], b)
-        # a method missing on most datasets at this budget (could not run there) is left out of
-        # the ranks rather than shrinking the datasets to the few where it ran
-        keep = [m for m in methods if scores[m].notna().mean() >= 0.5] if len(scores) else []
-        complete = scores[keep].dropna() if keep else scores.iloc[:0]
-        entry: dict[str, Any] = {"methods": keep, "left_out": [m for m in methods if m not in keep],
-                                 "datasets": list(complete.index), "scores": complete, "all_scores": scores,
-                                 "foundation": {}}  # fmt: skip
-        entry["ranks"] = rank_stats(complete)
-        cl = [c for c in classics if c in keep]
-        for m in fm:
-            rows = scores[[m, *cl]].dropna() if cl else scores.iloc[:0]
-            if len(rows) < 2:
-                continue
-            opp = opponents(results, rows, cl, b)
-            diff = pd.Series({n: rows.loc[n, m] - rows.loc[n, o] for n, (o, _) in opp.items()})
-            entry["foundation"][m] = {"method": m, "opponents": opp, "differences": diff,
-                                      **head_to_head(diff, replicates, seed)}  # fmt: skip
-        if fm and fm[0] in entry["foundation"]:
-            entry["moment"] = entry["foundation"][fm[0]]
-        out["budgets"][b] = entry
+def answer(results: dict[str, dict[str, Any]], methods: list[str], budgets: list[int], systems: dict[str, str],
+           seed: int, replicates: int) -> dict[str, Any]:  # fmt: skip
+    """Every statistic of the study: roles, contests (Holm over all), ranks per budget."""
+    ro = roles(results, methods)
+    bs = ["0", *map(str, budgets), FULL]
+    every = contests(results, ro, bs, systems, replicates, seed)
+    out: dict[str, Any] = {"roles": ro, "budgets": bs, "contests": every, "ranks": {}, "scores": {}}
+    for b in bs:
+        scores = table(results, [*ro.foundation, *ro.classic], b)
+        # budget 0: only what scores without training (zero-shot variants, the one-liners)
+        ran = [m for m in scores.columns if scores[m].notna().any()]
+        out["scores"][b] = scores[ran]
+        out["ranks"][b] = rank_stats(scores[ran]) if len(scores) and len(ran) >= 2 else None
     return out
 
 
-def false_alarms(results: dict[str, dict[str, Any]], methods: list[str], budgets: list[int]) -> pd.DataFrame:
+def false_alarms(results: dict[str, dict[str, Any]], methods: list[str]) -> pd.DataFrame:
     """Datasets without labelled test anomalies x methods: false-alarm rate at the largest budget
     each method ran (``full`` where it exists)."""
     return table(results, methods, FULL, key="false_alarm_rate", labelled=False)
@@ -227,6 +282,17 @@ def not_run(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
         for m, rows in r["results"].items():
             out += [(name, m, b, x["status"]) for b, x in rows.items() if x.get("status") != "ok"]
     return out
+
+
+def reason_counts(gaps: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """Counts per (method, reason), the reason's dataset-specific numbers folded away."""
+    import re
+
+    rows = [(m, re.sub(r"\d+(\.\d+)?", "N", why.split(";")[0])[:140]) for _, m, _, why in gaps]
+    if not rows:
+        return pd.DataFrame(columns=["method", "reason", "count"])
+    frame = pd.DataFrame(rows, columns=["method", "reason"])
+    return frame.value_counts().rename("count").reset_index().sort_values(["method", "count"], ascending=[True, False])
 
 
 def require_results(results: dict[str, dict[str, Any]]) -> None:

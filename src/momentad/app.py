@@ -16,6 +16,7 @@ import typer
 from momentad.cli import setup_logging, stage
 from momentad.errors import InputError
 from momentad.layout import Layout, parse_row
+from momentad.results import weights_label
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False, no_args_is_help=True)
 
@@ -36,11 +37,11 @@ def _run_info(layout: Layout, row: str, listing: bool = False) -> dict:
 
 
 def read_input(path: Path) -> pd.DataFrame:
-    """A trainticket-layout CSV: ``timestamp`` + KPI columns, optional ``label`` (read by the
-    loaders' reader: the same checks and messages as preprocess)."""
+    """A csv-layout table (CSV or Parquet): ``timestamp`` + KPI columns, optional ``label`` (read
+    by the loaders' reader: the same checks and messages as preprocess, naming ``-i``)."""
     from momentad.loaders._common import read_csv, separator_hint
 
-    frame = read_csv(path)
+    frame = read_csv(path, option="-i/--input")
     if "timestamp" not in frame.columns:
         hint = separator_hint(frame.columns)
         raise InputError(f"{path}: column 'timestamp' not found; {hint or 'add it as the first column'}")
@@ -61,6 +62,12 @@ def score(
         "an optional 0/1 `label` column makes the command print VUS-PR.",
     ),  # fmt: skip
     output: Path = typer.Option(..., "--output", "-o", help="CSV written: timestamp, score, flag."),
+    time_format: str = typer.Option(
+        None,
+        "--time-format",
+        help="strftime codes of the timestamp column (e.g. '%d/%m/%Y %H:%M') where its "
+        "dates read two ways; default: ISO 8601, Unix seconds, or slashed dates a field above 12 decides.",
+    ),
     top: int = typer.Option(5, help="print the N services most implicated in each flagged event (0: none)."),
     root: Path = typer.Option(Path("."), help="project folder whose `dvc repro` trained the method."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log each step."),
@@ -75,9 +82,9 @@ def score(
 
     layout = Layout(root)
     info = _run_info(layout, method)
-    raw = RawData(read_input(input), "input", input.name, str(input))
+    raw = RawData(read_input(input), "input", input.name, str(input), time_format=time_format)
     frame = transform(raw, {"features": info["features"], "scaler": info["scaler"],
-                            "quality": {"ffill_limit": info["ffill_limit"]}})  # fmt: skip
+                            "quality": {"ffill_limit": info["ffill_limit"]}}, fix="--time-format")  # fmt: skip
     row = parse_row(method)
     det = load_detector(layout.model_dir(row.method, row.budget))
     n = len(frame)
@@ -147,9 +154,7 @@ def methods(root: Path = typer.Option(Path("."), help="project folder.")) -> Non
         row = f"{path.parent.parent.name}_{path.parent.name}"
         info = json.loads(path.read_text())
         m = info["model"]
-        weights = (
-            ("pretrained" if m.get("pretrained") else "RANDOM-INIT") if m.get("checkpoint") else m.get("source", "")
-        )
+        weights = weights_label(m)
         typer.echo(f"{row:28s} {weights:22s} {info.get('test_vus_pr') or float('nan'):7.3f}  "
                    f"{info['threshold']['value']:.6g} ({info['threshold']['rule']})")  # fmt: skip
 

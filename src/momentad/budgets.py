@@ -25,7 +25,16 @@ import numpy as np
 from momentad.data import Split
 from momentad.errors import NotRun
 
-FULL = "full"  # the budget of the whole train split
+# A budget, everywhere (details keys, row ids, file names, study results): "0" (no training), a
+# size such as "100" (training windows) or "full" (the whole train split).
+Budget = str
+ZERO: Budget = "0"
+FULL: Budget = "full"
+
+
+def all_budgets(sizes: list[int], zero: bool = True, full: bool = True) -> list[Budget]:
+    """``budget.sizes`` as budgets, with 0 in front and ``full`` at the end where asked."""
+    return [ZERO] * zero + [str(int(s)) for s in sizes] + [FULL] * full
 
 
 def hash_int(*parts: Any) -> int:
@@ -42,7 +51,7 @@ def draw_seed(seed: int, draw: int) -> int:
     return hash_int(seed, "draw", draw) % 2**31
 
 
-def order(budget: str) -> float:
+def order(budget: Budget) -> float:
     """Sort key of a budget: its number of windows, ``full`` last."""
     return float("inf") if budget == FULL else float(budget)
 
@@ -61,11 +70,11 @@ def too_short(status: str | None) -> bool:
 
 def at_most(budget: str, ran: Collection[str], status: Mapping[str, str]) -> list[str]:
     """Budgets of one method's rows that stand for it at ``budget``, "at most b windows of
-    history": its rows up to b (0 included), plus its full-split row where the train split is too
-    short for b (``status``: the method's not-run reasons by budget); at ``full``, its full and
-    budget-0 rows (every row where it has no full one)."""
+    history", for every method alike: its rows up to b (0 included), plus its full-split row where
+    the train split is too short for b (``status``: the method's not-run reasons by budget); at
+    ``full`` (the whole history), every row it has."""
     if budget == FULL:
-        return [b for b in ran if b in ("0", FULL)] if FULL in ran else list(ran)
+        return list(ran)
     out = [b for b in ran if b != FULL and order(b) <= order(budget)]
     return out + [FULL] if FULL in ran and too_short(status.get(budget)) else out
 

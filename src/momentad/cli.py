@@ -53,20 +53,40 @@ def die_with_parent() -> None:
         pass
 
 
+_interrupted = False
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a Typer command: bad input becomes ``error: <message>`` and exit code 2, Ctrl-C
-    exit code 130."""
+    exit code 130 and "interrupted" whatever the interrupted code turned it into (a parser that
+    reports a cut-off read as a broken file)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import signal
+        import threading
+
+        global _interrupted
+        _interrupted = False
         die_with_parent()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_interrupt)
         try:
             return fn(*args, **kwargs)
         except InputError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:  # Ctrl-C: an interrupt, not a broken input (outputs are written atomically)
-            typer.echo("interrupted: nothing was written; run the command again to resume", err=True)
-            raise typer.Exit(code=130) from None
+            if not _interrupted:
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            pass
+        # Ctrl-C: an interrupt, not a broken input (outputs are written atomically)
+        typer.echo("interrupted: nothing was written; run the command again to resume", err=True)
+        raise typer.Exit(code=130) from None
 
     return wrapper

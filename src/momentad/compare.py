@@ -22,42 +22,21 @@ from sklearn.metrics import precision_recall_curve
 
 from momentad.budgets import FULL, at_most, order
 from momentad.errors import InputError
-from momentad.layout import Layout, read_details, row_id
+from momentad.layout import Layout, read_details
 from momentad.rca import baro_event_scores, fault_events, localise
+from momentad.results import BudgetResult, weights_label
 
 SCORE_COLUMNS = ("timestamp", "score", "label", "fault_type")
 FOUNDATION, CLASSIC = "foundation model", "classic"
-# the second metrics file (each method's best VUS-PR, MOMENT's differences), beside the headline
-# metrics/compare.json, so `dvc metrics show metrics/compare.json` fits a terminal
-SCORES = Path("metrics") / "scores.json"
 
 
-def side(row: dict[str, Any]) -> str:
-    """A method whose weights come from a checkpoint is the foundation-model side."""
-    return FOUNDATION if (row.get("model") or {}).get("checkpoint") else CLASSIC
-
-
-def weights(row: dict[str, Any]) -> str:
-    m = row.get("model") or {}
-    if m.get("checkpoint"):
-        return "pretrained" if m.get("pretrained") else "random-init"
-    return "trained from scratch" if row.get("capabilities", {}).get("trains") else "no training"
-
-
-def read_rows(layout: Layout, methods: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def read_rows(layout: Layout, methods: list[str]) -> tuple[list[BudgetResult], list[BudgetResult]]:
     """(ran, not run): one row per (method, budget) of the methods params.yaml names; files left
     over from other settings are ignored, a missing one is an error naming the stage to run."""
     ran, not_run = [], []
     for method in methods:
-        doc = read_details(layout, method)
-        if "budgets" not in doc:
-            raise InputError(f"{layout.details(method)}: missing 'budgets'; run `dvc repro -f detect@{method}`")
-        for budget, entry in doc["budgets"].items():
-            row = {"id": row_id(method, budget), "method": method, "budget": budget,
-                   "capabilities": doc.get("capabilities", {}), "uses_labels": doc.get("uses_labels", False),
-                   "data": doc.get("data", {}), **entry}  # fmt: skip
-            row["model"] = entry.get("model") or doc.get("model") or {}
-            (ran if entry.get("status", "ok") == "ok" else not_run).append(row)
+        for row in read_details(layout, method).rows():
+            (ran if row.ok else not_run).append(row)
     if not ran:
         raise InputError("no method ran on this data (every budget says `not run`); see reports/methods/*.json")
     return ran, not_run
@@ -90,30 +69,30 @@ def draw_columns(frame: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(draws.items()))
 
 
-def read_all_scores(layout: Layout, rows: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+def read_all_scores(layout: Layout, rows: list[BudgetResult]) -> dict[str, pd.DataFrame]:
     frames: dict[str, pd.DataFrame] = {}
     reference = None
     for r in rows:
-        frames[r["id"]] = read_scores(layout.scores(r["method"], r["budget"]), reference)
-        reference = frames[r["id"]] if reference is None else reference
+        frames[r.id] = read_scores(layout.scores(r.method, r.budget), reference)
+        reference = frames[r.id] if reference is None else reference
     return frames
 
 
-def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def table(rows: list[BudgetResult]) -> pd.DataFrame:
     """One row per (method, budget), sorted by mean test VUS-PR."""
     out = []
     for r in rows:
-        t = r["test"]
+        t = r.test
         per = r.get("per_draw", [])
         out.append({
-            "id": r["id"], "method": r["method"], "side": side(r), "weights": weights(r), "budget": r["budget"],
-            "draws": r.get("draws", 1),
+            "id": r.id, "method": r.method, "side": FOUNDATION if r.foundation else CLASSIC, "origin": r.origin,
+            "weights": weights_label(r.model, r.trains), "budget": r.budget, "draws": r.draws,
             "train_windows": int(np.mean([p["train_windows"] for p in per])) if per else 0,
             "vus_pr": t.get("vus_pr", np.nan), "vus_pr_std": r.get("test_std", {}).get("vus_pr", 0.0),
             "val_vus_pr": r.get("val_vus_pr"), "vus_roc": t.get("vus_roc", np.nan), "auc_pr": t.get("auc_pr", np.nan),
             "f1": t.get("f1_at_val_threshold", np.nan), "precision": t.get("precision_at_val_threshold", np.nan),
             "recall": t.get("recall_at_val_threshold", np.nan), "false_alarm_rate": t.get("false_alarm_rate", np.nan),
-            "uses_labels": r.get("uses_labels", False),
+            "uses_labels": r.uses_labels,
         })  # fmt: skip
     tab = pd.DataFrame(out)
     if tab["vus_pr"].notna().any():
@@ -132,9 +111,9 @@ def best_per_method(tab: pd.DataFrame) -> list[str]:
     return list(tab.drop_duplicates("method")["id"])
 
 
-def fault_recall_table(rows: list[dict[str, Any]], order: list[str]) -> pd.DataFrame:
+def fault_recall_table(rows: list[BudgetResult], order: list[str]) -> pd.DataFrame:
     """Rows x fault types: share of test events detected at the validation threshold."""
-    by = {r["id"]: r.get("fault_type_recall", {}) for r in rows}
+    by = {r.id: r.get("fault_type_recall", {}) for r in rows}
     types = sorted({k for v in by.values() for k in v})
     return pd.DataFrame([[by[m].get(t, np.nan) for t in types] for m in order], index=order, columns=types)
 
@@ -147,16 +126,17 @@ def learning_curve(tab: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
     trains = set(tab.loc[tab["budget"] != "0", "method"])
     out = []
     for r in tab.itertuples():
-        series = r.method
+        series = f"{r.method} ({r.weights})" if r.side == FOUNDATION else r.method
         if r.budget == "0":  # no training: a flat line over every budget (its own series if the method trains)
             xs = [(str(b), b) for b in budgets] + ([(FULL, x_full)] if x_full else [])
-            series = f"{r.method} (zero-shot)" if r.method in trains else r.method
+            if r.method in trains:
+                series = f"{r.method} (zero-shot, {r.weights})" if r.side == FOUNDATION else f"{r.method} (zero-shot)"
         elif r.budget == FULL:
             xs = [(FULL, x_full)]
         else:
             xs = [(r.budget, int(r.budget))]
         for label, x in xs:
-            out.append({"method": series, "weights": r.weights, "budget": label, "train_windows": x,
+            out.append({"method": series, "side": r.side, "weights": r.weights, "budget": label, "train_windows": x,
                         "vus_pr": r.vus_pr, "vus_pr_std": r.vus_pr_std or 0.0, "draws": r.draws})  # fmt: skip
     return pd.DataFrame(out).sort_values(["method", "train_windows"], kind="stable").reset_index(drop=True)
 
@@ -208,18 +188,18 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     p-values: worse if it is significantly worse than any of them, better if significantly
     better than all. ``not_run``: compare's not-run rows (their reasons say which budgets the
     train split is too short for)."""
-    from momentad.stats import holm, verdict
+    from momentad.stats import holm, verdict, verdict_against_all
 
-    by = {r["id"]: r for r in rows}
+    by = {r.id: r for r in rows}
     out: dict[str, dict[str, Any]] = {}
     resamplers: dict = {}
     if not labelled(tab):
         return out  # nothing to bootstrap: the report gives false-alarm rates
     ran = tab.groupby("method", sort=False)["budget"].agg(list).to_dict()
-    listed = {r["id"]: i for i, r in enumerate(rows)}  # read_rows keeps params.yaml's order of methods
+    listed = {r.id: i for i, r in enumerate(rows)}  # read_rows keeps params.yaml's order of methods
     status: dict[str, dict[str, str]] = {}
     for r in not_run:
-        status.setdefault(r["method"], {})[r["budget"]] = r.get("status", "")
+        status.setdefault(r.method, {})[r.budget] = r.status
     for b in [*map(str, budgets), FULL]:
         usable = {m: at_most(b, ran[m], status.get(m, {})) for m in ran}
         at_b = tab[[bud in usable[m] for m, bud in zip(tab["method"], tab["budget"], strict=True)]]
@@ -227,7 +207,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
         base = at_b[at_b["side"] == CLASSIC]
         if base.empty or fm.empty:
             continue
-        window = int(by[fm.iloc[0]["id"]]["sliding_window"])
+        window = int(by[fm.iloc[0]["id"]].get("sliding_window"))
         if fm["val_vus_pr"].notna().all() and base["val_vus_pr"].notna().all():
             m = fm.sort_values("val_vus_pr", ascending=False, kind="stable").iloc[0]["id"]
             best = base.sort_values("val_vus_pr", ascending=False, kind="stable").iloc[0]["id"]
@@ -243,10 +223,10 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
         m = min(pool.loc[pool["budget"].map(order) == most, "id"], key=listed.__getitem__)
         contests = {o: _contest(frames, window, m, o, replicates, seed, resamplers) for o in base["id"]}
         adjusted = dict(zip(contests, holm([c["p_value"] for c in contests.values()]), strict=True))
-        worse = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] < 0]
-        better = [o for o, c in contests.items() if adjusted[o] < 0.05 and c["diff"] > 0]
+        names = list(contests)
+        word, w_i, b_i = verdict_against_all([c["diff"] for c in contests.values()], [adjusted[o] for o in names])
+        worse, better = [names[i] for i in w_i], [names[i] for i in b_i]
         top = base.iloc[0]["id"]  # the strongest on test, for the reported difference only
-        word = "worse" if worse else "better" if len(better) == len(contests) else "not distinguishable"
         c = contests[top]
         out[b] = {"moment": m, "best_baseline": top, "chosen_by": "every detector, Holm-corrected",
                   "moment_minus_best_baseline": round(c["diff"], 6), "ci_low": round(c["ci_low"], 6),
@@ -259,7 +239,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
 def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two metrics files of `dvc metrics show` / `dvc exp show`: ``metrics/compare.json``, the
     headline (the answer per budget, the best row and its VUS-PR, whether the foundation model's
-    weights were pretrained), and ``metrics/scores.json`` (MOMENT's difference per budget, each
+    weights' origin), and ``metrics/scores.json`` (MOMENT's difference per budget, each
     method's best test VUS-PR, or its lowest false-alarm rate on a series without anomalies)."""
     fm = tab[tab["side"] == FOUNDATION]
     head: dict[str, Any] = {"answer": {b: v["verdict"] for b, v in verdict.items()}, "best": tab.iloc[0]["id"]}
@@ -271,8 +251,17 @@ def summary(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]]) -> tuple[dict
         scores["false_alarm_rate"] = {m: round(float(g["false_alarm_rate"].min()), 4)
                                       for m, g in tab.groupby("method", sort=False)}  # fmt: skip
     if len(fm):
-        head["pretrained"] = bool((fm["weights"] == "pretrained").all())
+        head["weights"] = foundation_weights(tab)
+        # its own key: dvc exp show flattens every metrics file into one namespace
+        scores["moment_weights"] = head["weights"]
     return head, scores
+
+
+def foundation_weights(tab: pd.DataFrame) -> str:
+    """The foundation model's weights in words (:func:`momentad.results.weights_label`), as every
+    headline, table and legend says them."""
+    fm = tab.loc[tab["side"] == FOUNDATION, "weights"]
+    return " / ".join(dict.fromkeys(fm)) if len(fm) else "no foundation model"
 
 
 def details(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]], root_cause: list[dict[str, Any]]) -> dict:
@@ -289,9 +278,7 @@ def details(tab: pd.DataFrame, verdict: dict[str, dict[str, Any]], root_cause: l
 def _label(r) -> str:
     """A row's legend name: the method, and for the foundation model whether its weights were
     pretrained (RANDOM-INIT in capitals otherwise)."""
-    if r["side"] != FOUNDATION:
-        return r["method"]
-    return f"{r['method']} ({'RANDOM-INIT' if r['weights'] == 'random-init' else r['weights']})"
+    return f"{r['method']} ({r['weights']})" if r["side"] == FOUNDATION else r["method"]
 
 
 def pr_curves(tab: pd.DataFrame, frames: dict[str, pd.DataFrame], budgets: list[int],
@@ -343,21 +330,22 @@ def baro_reference(processed: Path) -> dict[str, Any] | None:
 
 def root_cause_rows(rows: list[dict[str, Any]], order: list[str], baro: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One row per id in ``order`` (each method's best row) whose ranking ran, then BARO."""
-    by = {r["id"]: r for r in rows}
+    by = {r.id: r for r in rows}
     out = []
     for m in order:
         rc = by[m].get("root_cause") or {}
         if rc.get("status") != "ok":
             continue
-        out.append({"method": m, "weights": weights(by[m]), **rc})
+        out.append({"method": m, "weights": weights_label(by[m].model, by[m].trains), **rc})
     if baro:
         out.append({"method": "baro (reference)", "weights": "statistics, no training", **baro})
     return out
 
 
-def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
+def run_compare(cfg: Any, layout: Layout, plots: bool = True, answer: bool = True) -> dict[str, Any]:
     """The whole `compare` stage on one project folder: report, headline and details JSON, and
-    (``plots``) the PNGs and plot data. Returns the headline summary with the verdicts."""
+    (``plots``) the PNGs and plot data. Returns the headline summary with the verdicts. Without
+    ``answer`` no per-dataset verdict is bootstrapped (the study answers across datasets)."""
     from momentad.io import atomic_file, write_json
     from momentad.report import render_report
 
@@ -366,9 +354,8 @@ def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
     tab = table(rows)
     best = best_per_method(tab)
     recall = fault_recall_table(rows, best)
-    verdict = verdicts(
-        tab, rows, frames, cfg.budget.sizes, seed=cfg.seed, replicates=cfg.compare.bootstrap, not_run=not_run
-    )
+    verdict = verdicts(tab, rows, frames, cfg.budget.sizes, seed=cfg.seed, replicates=cfg.compare.bootstrap,
+                       not_run=not_run) if answer else {}  # fmt: skip
     rca = root_cause_rows(rows, best, baro_reference(layout.processed))
     if plots:
         draw_plots(
@@ -377,14 +364,13 @@ def run_compare(cfg: Any, layout: Layout, plots: bool = True) -> dict[str, Any]:
     summ, scores = summary(tab, verdict)
     with atomic_file(layout.compare_metrics) as tmp:
         write_json(tmp, summ)
-    with atomic_file(layout.root / SCORES) as tmp:
+    with atomic_file(layout.scores_metrics) as tmp:
         write_json(tmp, scores)
     with atomic_file(layout.compare_details) as tmp:
         write_json(tmp, details(tab, verdict, rca))
     with atomic_file(layout.report) as tmp:
         tmp.write_text(render_report(tab, recall, rows, verdict, not_run, rca))
-    return {**summ, "rows": len(tab), "not_run": len(not_run), "verdict": verdict,
-            "weights": "random-init" if (tab["weights"] == "random-init").any() else "pretrained"}  # fmt: skip
+    return {**summ, "rows": len(tab), "not_run": len(not_run), "verdict": verdict, "weights": foundation_weights(tab)}
 
 
 def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, verdict, budgets) -> None:
@@ -411,10 +397,9 @@ def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, verdict, b
                 "Share of test fault events detected at the validation threshold (each method's best row)")  # fmt: skip
     pr_curves_png(pr_curves(tab, frames, budgets), {_label(r) for _, r in tab.iterrows() if r["side"] == FOUNDATION},
                   out / "pr_curves.png")  # fmt: skip
-    verdict_png(verdict, "random-init" if (tab["weights"] == "random-init").any() else "pretrained",
-                out / "verdict.png")  # fmt: skip
-    by = {r["id"]: r for r in rows}
-    series = {f"{labels[m]}\n{m.rsplit('_', 1)[-1]}": (frames[m]["score"].to_numpy(), by[m]["threshold"]["value"])
+    verdict_png(verdict, foundation_weights(tab), out / "verdict.png")
+    by = {r.id: r for r in rows}
+    series = {f"{labels[m]}\n{m.rsplit('_', 1)[-1]}": (frames[m]["score"].to_numpy(), by[m].get("threshold")["value"])
               for m in timeline_rows(tab)}  # fmt: skip
     timeline_png(frames[tab.iloc[0]["id"]], series, out / "timeline.png",
                  "Test period: best row and MOMENT, first draw")  # fmt: skip

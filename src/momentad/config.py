@@ -20,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -33,9 +33,13 @@ def rng(ge: float | None = None, le: float | None = None, gt: float | None = Non
     return field(metadata={"ge": ge, "le": le, "gt": gt, "lt": lt, **meta})
 
 
-def optional(default: Any) -> Any:
-    """A key an older params.yaml may lack (added after a release); ``default`` then applies."""
-    return field(default=default, metadata={"optional": True})
+def optional(default: Any, **meta: Any) -> Any:
+    """A key params.yaml may leave out (a data format's options); ``default`` then applies."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"optional": True, **meta})
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: default, metadata={"optional": True, **meta})
+    return field(default=default, metadata={"optional": True, **meta})
 
 
 def _fail(where: str, msg: str) -> InputError:
@@ -139,7 +143,11 @@ def build(cls: type, values: Any, where: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in values if k not in fields]
+    extra = getattr(cls, "EXTRA", None)  # the field that keeps keys the class leaves to others
+    unknown = [k for k in values if k not in fields or k == extra]
+    if extra:
+        values = {**{k: v for k, v in values.items() if k not in unknown}, extra: {k: values[k] for k in unknown}}
+        unknown = []
     if unknown:
         k = unknown[0]
         close = difflib.get_close_matches(str(k), fields, n=1)
@@ -186,6 +194,11 @@ class SplitParams:
     # the fractions and over a format's own train part
     train_end: Any = optional(None)
     val_end: Any = optional(None)
+    # one rule for every dataset, fixed before any score is seen: where the test split holds fewer
+    # than min_test_events labelled events, its start moves earlier by the least amount that gives
+    # it that many (the train split never below min_train of the rows); 0 = off
+    min_test_events: int = optional(0, ge=0)
+    min_train: float = optional(0.4, gt=0, lt=1)
 
     def check(self) -> None:
         total = self.train + self.val + self.test
@@ -202,85 +215,14 @@ class SplitParams:
             raise _fail("data.split.val_end", "is set without data.split.train_end; set both (or neither)")
 
 
-ServiceMetric = Literal["latency", "cpu", "memory", "error_rate", "request_rate"]
-PlatformMetric = Literal["gateway_request_rate", "gateway_error_rate", "mysql_query_time", "redis_hit_ratio",
-                         "node_disk_io_util", "node_memory_used"]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FaultsPerSplit:
-    train: int = rng(ge=1)
-    val: int = rng(ge=1)
-    test: int = rng(ge=1)
-
-
-@dataclass(frozen=True)
-class SyntheticParams:
-    """The simulator's size and shape (momentad.synthetic)."""
-
-    services: int = rng(ge=2, le=500)
-    timesteps: int = rng(ge=2000)
-    start: str
-    freq_minutes: int = rng(ge=1)
-    service_metrics: list[ServiceMetric]
-    platform_metrics: list[PlatformMetric]
-    faults_per_type: FaultsPerSplit
-    fault_minutes: list[int] = rng(ge=2)
-    noise: float = rng(ge=0, le=1)
-    benign_spike_rate: float = rng(ge=0, le=1)
-
-    def check(self) -> None:
-        if not self.service_metrics:
-            raise _fail("data.synthetic.service_metrics", "is empty; choose from " + ", ".join(get_args(ServiceMetric)))
-        if len(self.fault_minutes) != 2 or self.fault_minutes[0] > self.fault_minutes[1]:
-            raise _fail("data.synthetic.fault_minutes", f"={self.fault_minutes}; use [min, max] with min <= max")
-
-
-@dataclass(frozen=True)
-class TrainTicketParams:
-    timestamp_column: str
-    label_column: str | None  # null: derive the label from the fault-type column
-    fault_type_column: str | None
-    root_cause_column: str | None
-
-
-@dataclass(frozen=True)
-class RCAEvalParams:
-    label_seconds: float = rng(gt=0)
-    inject_time: float | str | None
-    fault_type: str | None
-    root_cause: str | None
-
-
-@dataclass(frozen=True)
-class SMDParams:
-    machine: str
-
-
-@dataclass(frozen=True)
-class NezhaParams:
-    label_minutes: int = rng(ge=1, le=1440)
-
-
-@dataclass(frozen=True)
-class CICDDoSParams:
-    max_rows: int | None = rng(ge=1)
-
-
-@dataclass(frozen=True)
-class IOPSParams:
-    kpi_id: str | None  # the KPI of a multi-KPI challenge file (its 'KPI ID' column); null: the only one
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A format whose file says everything (its name or columns)."""
-
-
 @dataclass(frozen=True)
 class DataParams:
-    """``source`` names one of the format sections that follow it (the one list of formats:
-    each has a loader module of the same name in momentad.loaders)."""
+    """Where the data come from and how they are split and scaled. ``source`` names a format: a
+    module of :mod:`momentad.loaders`, whose options are the section of its name
+    (``data.<source>``), typed and checked by that module (:func:`momentad.loaders.configure`);
+    the other formats' sections may be left out."""
+
+    EXTRA: typing.ClassVar[str] = "formats"
 
     source: str
     path: str | None
@@ -288,33 +230,11 @@ class DataParams:
     scaler: Literal["standard", "robust", "none"]
     drop_constant: bool
     ffill_limit: int = rng(ge=0, le=10_000)
-    synthetic: SyntheticParams
-    trainticket: TrainTicketParams
-    rcaeval: RCAEvalParams
-    smd: SMDParams
-    ucr: NoOptions
-    tsbad: NoOptions
-    cicddos: CICDDoSParams
-    nezha: NezhaParams
-    iops: IOPSParams
-    mscloud: NoOptions
-
-    def check(self) -> None:
-        if self.source not in sources():
-            raise _fail("data.source", f"must be one of {', '.join(map(repr, sources()))}; got {self.source!r}")
-        if self.source not in ("synthetic", "nezha") and not self.path:
-            raise _fail("data.path", f"is empty; set it to your {self.source} file or folder")
-
-    @property
-    def options(self) -> Any:
-        """The typed options of the chosen format (``data.<source>``)."""
-        return getattr(self, self.source)
-
-
-def sources() -> tuple[str, ...]:
-    """Every data format: the fields of :class:`DataParams` after ``ffill_limit``."""
-    names = [f.name for f in dataclasses.fields(DataParams)]
-    return tuple(names[names.index("ffill_limit") + 1 :])
+    # rows that share a time (a naive local hour written twice when daylight saving ends):
+    # refuse (name them) | mean | first (merged, and counted in the log and schema.json)
+    repeated_times: Literal["refuse", "mean", "first"] = optional("refuse")
+    max_rows: int | None = optional(None, ge=1)  # read only the first N rows of a file (huge exports)
+    formats: dict[str, Any] = field(default_factory=dict)  # data.<format> sections, as written
 
 
 CONTEXT_LENGTH = 512  # MOMENT's input length; windows are at most this long
@@ -371,6 +291,8 @@ class CompareParams:
 
 
 CORE = ("seed", "threads", "data", "window", "evaluate", "budget", "compare", "methods")
+# sections typed by the stage that reads them (pretrain: momentad.detectors.moment.pretrain)
+ELSEWHERE = ("pretrain",)
 
 
 @dataclass(frozen=True)
@@ -386,6 +308,8 @@ class Params:
     methods: list[str]
     # method name -> its options section (a mapping until registry.configure types it)
     options: dict[str, Any] = field(default_factory=dict)
+    # sections another module types (ELSEWHERE), as written
+    sections: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         seen = set()
@@ -395,6 +319,26 @@ class Params:
             seen.add(m)
         if not self.methods:
             raise _fail("methods", "is empty; list at least one method (e.g. [moment, pca])")
+        known = method_names()
+        for m in self.methods:
+            base = m.split("-", 1)[0]  # a variant <method>-<name> runs its base method's detector
+            if base not in known:
+                close = difflib.get_close_matches(base, known, n=1)
+                raise _fail("methods", f"lists {m!r}, which is not a method; " + (f"did you mean {close[0]}? " if close
+                            else "") + f"known: {', '.join(known)}")  # fmt: skip
+            if m not in self.options:
+                raise _fail("methods", f"lists {m!r} but params.yaml has no section '{m}' (its options); copy it "
+                            "from the repository's params.yaml")  # fmt: skip
+
+
+def method_names() -> list[str]:
+    """Every method: the packages of momentad.detectors, listed without importing any, so every
+    stage checks params.yaml's ``methods`` before it does anything."""
+    import pkgutil
+
+    import momentad.detectors as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.ispkg and not m.name.startswith("_"))
 
 
 def parse(raw: Any, origin: str = "params.yaml") -> Params:
@@ -405,16 +349,14 @@ def parse(raw: Any, origin: str = "params.yaml") -> Params:
     hints = typing.get_type_hints(Params)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(Params):
-        if f.name == "options":
+        if f.name in ("options", "sections"):
             continue
         if f.name not in raw:
             raise InputError(f"{origin}: section '{f.name}' is missing; copy it from the repository's params.yaml")
         kwargs[f.name] = _convert(hints[f.name], raw[f.name], f.name)
         _check_range(kwargs[f.name], f.metadata, f.name)
-    kwargs["options"] = {str(k): v for k, v in raw.items() if k not in CORE}
-    if kwargs["evaluate"].protocol == "tsbad" and kwargs["data"].source not in ("tsbad", "ucr"):
-        raise _fail("evaluate.protocol", f"=tsbad needs a file with its own train part (data.source tsbad or ucr), "
-                    f"not {kwargs['data'].source}; use protocol default")  # fmt: skip
+    kwargs["options"] = {str(k): v for k, v in raw.items() if k not in CORE and k not in ELSEWHERE}
+    kwargs["sections"] = {k: raw[k] for k in ELSEWHERE if k in raw}
     obj = Params(**kwargs)
     obj.check()
     return obj

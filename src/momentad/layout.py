@@ -9,14 +9,13 @@ zero-shot, ``pca_full`` PCA on the whole split).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from momentad.budgets import FULL
+from momentad.budgets import Budget
 from momentad.errors import InputError
+from momentad.results import MethodResult
 
 _ROW = re.compile(r"^(?P<method>[a-z][a-z0-9_-]*?)_(?P<budget>\d+|full)$")
 
@@ -27,14 +26,14 @@ class Row:
 
     id: str
     method: str
-    budget: int | str
+    budget: Budget
 
     @property
     def stage(self) -> str:
         return f"detect@{self.method}"
 
 
-def row_id(method: str, budget: int | str) -> str:
+def row_id(method: str, budget: Budget) -> str:
     return f"{method}_{budget}"
 
 
@@ -44,8 +43,7 @@ def parse_row(row: str) -> Row:
     if not m:
         raise InputError(f"{row!r} is not a method at a budget; use <method>_<budget>, e.g. {row}_full or {row}_100 "
                          "(`momentad methods` lists them)")  # fmt: skip
-    b = m.group("budget")
-    return Row(row, m.group("method"), FULL if b == FULL else int(b))
+    return Row(row, m.group("method"), m.group("budget"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ class Layout:
         """Every budget's val/test scores of a method (one DVC output)."""
         return self.root / "data" / "scores" / method
 
-    def scores(self, method: str, budget: int | str, split: str = "test") -> Path:
+    def scores(self, method: str, budget: Budget, split: str = "test") -> Path:
         suffix = "" if split == "test" else f".{split}"
         return self.scores_dir(method) / f"{budget}{suffix}.parquet"
 
@@ -78,7 +76,7 @@ class Layout:
         """Every budget's saved model of a method (one DVC output)."""
         return self.root / "data" / "models" / method
 
-    def model_dir(self, method: str, budget: int | str) -> Path:
+    def model_dir(self, method: str, budget: Budget) -> Path:
         return self.models_dir(method) / str(budget)
 
     def details(self, method: str) -> Path:
@@ -90,7 +88,7 @@ class Layout:
         identical results changes no tracked file."""
         return (self.logs_root or self.root / "logs") / "timings" / f"{method}.json"
 
-    def state_dir(self, method: str, budget: int | str, key: str) -> Path:
+    def state_dir(self, method: str, budget: Budget, key: str) -> Path:
         """Per-epoch checkpoints for resuming (outside DVC outputs; removed when a run ends)."""
         return (self.cache_root or self.root / ".cache") / "train" / f"{method}_{budget}" / key
 
@@ -112,13 +110,54 @@ class Layout:
     def compare_plots(self) -> Path:
         return self.root / "plots" / "compare"
 
+    @property
+    def scores_metrics(self) -> Path:
+        """Each method's best VUS-PR and MOMENT's differences, beside the headline (so `dvc metrics
+        show metrics/compare.json` fits a terminal)."""
+        return self.root / "metrics" / "scores.json"
 
-def read_details(layout: Layout, method: str) -> dict[str, Any]:
-    """A method's detail document, or a one-line error naming the stage to run."""
-    path = layout.details(method)
-    if not path.is_file():
-        raise InputError(f"{path}: not found; run `dvc repro detect@{method}` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise InputError(f"{path}: not valid JSON; run `dvc repro -f detect@{method}`") from None
+    # -- the study (study.yaml, study/dvc.yaml) ------------------------------------------------
+    @property
+    def study_runs(self) -> Path:
+        return self.root / "study" / "runs"
+
+    def study_run(self, dataset: str) -> Path:
+        """Everything of one dataset of the study (one DVC output)."""
+        return self.study_runs / dataset
+
+    def study_dataset(self, dataset: str, folder: Path | None = None) -> Layout:
+        """The layout of one dataset of the study (written into ``folder``, its staging copy, when
+        given); its resumable checkpoints and logs live in the study's memo, outside DVC outputs."""
+        memo = self.study_memo / dataset
+        return Layout(folder or self.study_run(dataset), cache_root=memo / "state", logs_root=memo / "logs")
+
+    @property
+    def study_memo(self) -> Path:
+        """Each method's result per dataset, keyed by what determines it (reused across runs)."""
+        return self.root / ".cache" / "study"
+
+    @property
+    def study_report(self) -> Path:
+        return self.root / "reports" / "study.md"
+
+    @property
+    def study_details(self) -> Path:
+        """Every number of the study's answer, and every (dataset, method, budget) that could not run."""
+        return self.root / "reports" / "study.json"
+
+    @property
+    def study_metrics(self) -> Path:
+        return self.root / "metrics" / "study.json"
+
+    @property
+    def study_scores(self) -> Path:
+        return self.root / "metrics" / "study_scores.json"
+
+    @property
+    def study_plots(self) -> Path:
+        return self.root / "plots" / "study"
+
+
+def read_details(layout: Layout, method: str) -> MethodResult:
+    """A method's details, or a one-line error naming the stage to run."""
+    return MethodResult.read(layout.details(method), f"detect@{method}")

@@ -20,9 +20,8 @@ def learning_curve_png(curve, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     for i, (name, g) in enumerate(curve.groupby("method", sort=True)):
         g = g.sort_values("train_windows")
-        w = g["weights"].iloc[0]
-        foundation = w in ("pretrained", "random-init")
-        label = f"{name} ({'RANDOM-INIT' if w == 'random-init' else w})" if foundation else name
+        foundation = g["side"].iloc[0] == "foundation model"
+        label = name  # the foundation model's series name its weights already
         style = {"ls": "--", "marker": None} if g["budget"].nunique() > 1 and len(set(g["vus_pr"])) == 1 else {
             "marker": "o"}  # fmt: skip
         ax.errorbar(g["train_windows"], g["vus_pr"], yerr=g["vus_pr_std"], capsize=3, lw=1.2,
@@ -118,7 +117,7 @@ def verdict_png(verdict: dict[str, dict], weights: str, path: Path) -> None:
         ax.set_ylim(min(lo.min(), 0) - pad, max(hi.max(), 0) + 2.5 * pad)
         ax.set_xlabel("training budget (at most this many windows)")
         ax.set_ylabel("VUS-PR difference (test), 95% interval")
-    ax.set_title(f"MOMENT ({weights.upper() if weights == 'random-init' else weights} weights) minus the classic "
+    ax.set_title(f"MOMENT ({weights}) minus the classic "
                  "detector chosen on validation", fontsize=10)  # fmt: skip
     _save(fig, path)
 

@@ -53,13 +53,15 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, rows: list[dict[str, 
                   verdict: dict[str, dict[str, Any]], not_run: list[dict[str, Any]],
                   root_cause: list[dict[str, Any]]) -> str:  # fmt: skip
     """The whole report (markdown)."""
-    data = rows[0].get("data", {})
+    data = rows[0].data
     lines = ["# Does MOMENT beat the classic detectors?", ""]
-    random_init = (tab["weights"] == "random-init").any()
+    random_init = (tab["origin"] == "random-init").any()
     if random_init:
         lines += [CAVEAT, ""]
     if verdict:
-        lines += answer_lines(verdict, "with RANDOM-INIT weights, not pretrained" if random_init else "pretrained")
+        fm = tab[tab["side"] == "foundation model"]
+        lines += answer_lines(verdict, "with RANDOM-INIT weights, not pretrained" if random_init
+                              else " / ".join(dict.fromkeys(fm["weights"])))  # fmt: skip
         reps = next(iter(verdict.values()))["interval"]
         lines += ["", "Every method trains at every budget on the same stretches of the train split (a budget of N "
                   "= N consecutive training windows from a seeded start per draw; the 100 begin the 500); methods "
@@ -98,12 +100,12 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, rows: list[dict[str, 
                      f"{_fmt(r.precision)} | {_fmt(r.recall)} |")  # fmt: skip
     if not_run:
         lines += ["", "## Not run", "", "| method | budget | reason |", "| --- | --- | --- |"]
-        lines += [f"| {d['method']} | {d['budget']} | {d['status']} |" for d in not_run]
+        lines += [f"| {d.method} | {d.budget} | {d.status} |" for d in not_run]
     partial = [r for r in rows if r.get("not_run_draws")]
     if partial:
         lines += ["", "Draws that could not run (the row's mean is over the others): "
-                  + "; ".join(f"`{r['id']}` draw {s['draw']} ({s['reason']})" for r in partial
-                              for s in r["not_run_draws"]) + "."]  # fmt: skip
+                  + "; ".join(f"`{r.id}` draw {s['draw']} ({s['reason']})" for r in partial
+                              for s in r.get("not_run_draws")) + "."]  # fmt: skip
     events = rows[0].get("fault_type_events", {})
     lines += ["", "## Which faults each method catches", "", "Each method's best row. Share of the test split's "
               "fault events with at least one step flagged at the validation threshold (mean over draws), with a "
@@ -120,7 +122,7 @@ def render_report(tab: pd.DataFrame, recall: pd.DataFrame, rows: list[dict[str, 
               "events; missed events are counted apart.", "",
               "| row | events | detected | missed | median delay | p90 delay |",
               "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    by = {r["id"]: r for r in rows}
+    by = {r.id: r for r in rows}
     for m in tab["id"]:
         dl = by[m].get("detection_delay")
         if not dl:

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from momentad.budgets import FULL, draw_seed, restrict, span
+from momentad.budgets import FULL, ZERO, Budget, draw_seed, restrict, span
 from momentad.config import Params, as_dict
 from momentad.data import Split, load_splits
 from momentad.detectors.base import Detector, RunContext
@@ -34,7 +35,9 @@ from momentad.evaluate import evaluate, peak_rss_mb, scores_frame, sliding_windo
 from momentad.io import atomic_dir, atomic_file, write_json
 from momentad.layout import Layout
 from momentad.rca import fault_events, localise, method_scores
-from momentad.windows import window_index
+from momentad.results import MethodResult, is_foundation, weights_label
+from momentad.threads import deterministic
+from momentad.windows import resolved_window, window_index
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,9 @@ def _run_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def budget_split(train: Split, budget: int | str, cfg: Params, draw: int) -> Split | None:
+def budget_split(train: Split, budget: Budget, cfg: Params, draw: int) -> Split | None:
     """The train rows a (budget, draw) gets: none at budget 0, all of them at ``full``."""
-    if budget == 0:
+    if budget == ZERO:
         return None
     if budget == FULL:
         return train
@@ -65,22 +68,26 @@ def counted_windows(train: Split | None, cfg: Params) -> int:
     return int((~train.index["any_anomaly"]).sum())
 
 
-def _peak_gpu_mb(det: Detector) -> float | None:
-    if str(det.device_).split(":")[0] != "cuda":
-        return None
-    from momentad.models.device import peak_gpu_mb
-
-    return peak_gpu_mb(det.device_)
+def _on_cuda(det: Detector) -> bool:
+    return str(det.device_).split(":")[0] == "cuda"
 
 
-def fit_and_score(method: str, budget: int | str, cfg: Params, splits: dict[str, Split], layout: Layout,
+def _reset_gpu_peak() -> None:
+    """Peak GPU memory is measured per draw (where torch is loaded: other methods never import it)."""
+    if "torch" in sys.modules:
+        from momentad.device import reset_peak
+
+        reset_peak()
+
+
+def fit_and_score(method: str, budget: Budget, cfg: Params, splits: dict[str, Split], layout: Layout,
                   data_key: str, window: int, progress: bool = False) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """Every draw of one method at one budget: fitted detector, val/test scores, evaluation,
     timings; and the draws that could not run, with their reasons."""
     cls = detector_class(method)
     # draws differ in training rows (a budget's stretch) and model seed: at 0 there is neither, on the
     # full split only the seed, which a deterministic method ignores
-    one = budget == 0 or (budget == FULL and not cls.stochastic)
+    one = budget == ZERO or (budget == FULL and not cls.stochastic)
     draws = [0] if one else range(cfg.budget.draws)
     out, skipped = [], []
     for draw in draws:
@@ -91,6 +98,8 @@ def fit_and_score(method: str, budget: int | str, cfg: Params, splits: dict[str,
                          mask_anomalies=cfg.budget.include_anomalous, state_dir=layout.state_dir(method, budget, key),
                          progress=progress, reference=splits["train"])  # fmt: skip
         det = cls.from_config(cfg, ctx, method)
+        peak = None
+        _reset_gpu_peak()
         try:
             train = budget_split(splits["train"], budget, cfg, draw)
             t0 = time.perf_counter()
@@ -114,9 +123,13 @@ def fit_and_score(method: str, budget: int | str, cfg: Params, splits: dict[str,
         t2 = time.perf_counter()
         rca = root_causes(det, splits["test"]) if not out else None  # the first draw's ranking is reported
         rca_s = time.perf_counter() - t2
+        if _on_cuda(det):
+            from momentad.device import peak_gpu_mb
+
+            peak = peak_gpu_mb(det.device_)
         log.info("%s at %s draw %d: %s", method, budget, draw, result["test"])
         out.append({"draw": draw, "detector": det, "val_scores": val_scores, "test_scores": test_scores,
-                    "result": result, "fit_s": fit_s, "score_s": score_s, "peak_gpu_mb": _peak_gpu_mb(det),
+                    "result": result, "fit_s": fit_s, "score_s": score_s, "peak_gpu_mb": peak,
                     "rca": rca, "rca_s": rca_s,
                     "train_rows": 0 if train is None else len(train),
                     "train_windows": counted_windows(train, cfg)})  # fmt: skip
@@ -137,18 +150,7 @@ def root_causes(det: Detector, test: Split) -> dict[str, Any]:
 def check_windows(cfg: Params, splits: dict[str, Split], meta: dict[str, Any], layout: Layout) -> Params:
     """The window index must be the one these params and this processed data give; returns the
     params with ``auto`` window settings replaced by the values the window stage resolved."""
-    w = cfg.window
-    asked = meta.get("asked", {"length": meta.get("length"), "train_stride": meta.get("strides", {}).get("train"),
-                               "eval_stride": meta.get("strides", {}).get("val")})  # fmt: skip
-    mine = {"length": w.length, "train_stride": w.train_stride,
-            "eval_stride": None if w.length == "auto" else w.eval_stride}  # fmt: skip
-    if asked.get("length") != "auto":
-        asked = {**asked, "eval_stride": asked.get("eval_stride") or asked.get("length")}
-    if any(asked.get(k) != v for k, v in mine.items() if not (k == "eval_stride" and v is None)):
-        raise InputError(f"{layout.windows / 'windows.json'}: built with other window params than params.yaml "
-                         f"({asked} vs {mine}); run `dvc repro window`")  # fmt: skip
-    strides = meta.get("strides", {})
-    resolved = dataclasses.replace(w, length=meta["length"], train_stride=strides["train"], eval_stride=strides["val"])
+    resolved = resolved_window(cfg.window, meta, layout.windows / "windows.json")
     for name, s in splits.items():
         if len(s.index) and int(s.index["stop"].max()) != len(s):
             raise InputError(f"{layout.windows / (name + '.parquet')}: stale (it indexes rows the processed {name} "
@@ -166,31 +168,10 @@ def for_protocol(splits: dict[str, Split], cfg: Params) -> dict[str, Split]:
     return {**splits, "test": dataclasses.replace(splits["test"], frame=frame, index=index)}
 
 
-def deterministic(threads: int) -> None:
-    """Same results for the same params on any thread count: ``threads`` threads for torch and
-    for every BLAS / OpenMP library loaded (scikit-learn's SVD and distance products split their
-    sums by thread count too), deterministic kernels (and cuBLAS workspace) where torch has a
-    choice. Methods that never import torch skip its part (and its import time)."""
-    import os
-    import sys
-
-    import scipy.linalg  # noqa: F401  loads SciPy's own OpenBLAS now, so the limit below reaches it
-    from threadpoolctl import threadpool_limits
-
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    threadpool_limits(threads)
-    if "torch" not in sys.modules:
-        return
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = False,
-        save_models: bool = True) -> dict[str, Any]:  # fmt: skip
+        save_models: bool = True) -> MethodResult:  # fmt: skip
     """Run ``method`` at every budget it can and write its outputs (the trained models only with
-    ``save_models``: a study keeps scores and details); returns the detail document."""
+    ``save_models``: a study keeps scores and details); returns its details."""
     cls = detector_class(method)  # an unknown name fails here
     if method not in cfg.methods:
         raise InputError(f"method {method!r} is not in params.yaml's methods ({', '.join(cfg.methods)}); add it there")
@@ -202,14 +183,9 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
     # the VUS buffer: the train split's period, or the whole series' under protocol tsbad (TSB-AD)
     window = sliding_window(cfg.evaluate, splits["test" if cfg.evaluate.protocol == "tsbad" else "train"])
     opts = cfg.options[method]
-    doc: dict[str, Any] = {
-        "method": method,
-        "capabilities": cls.capabilities(),
-        "protocol": cfg.evaluate.protocol,
-        "data": {"source": schema["source"], "name": schema["name"], "synthetic": schema["synthetic"]},
-        "params": as_dict(opts) if dataclasses.is_dataclass(opts) else opts,
-        "budgets": {},
-    }
+    result = MethodResult(method, cls.capabilities(), cfg.evaluate.protocol,
+                          {"source": schema["source"], "name": schema["name"], "synthetic": schema["synthetic"]},
+                          as_dict(opts) if dataclasses.is_dataclass(opts) else opts)  # fmt: skip
     timings: dict[str, Any] = {}
     models_target = layout.models_dir(method) if save_models else None
     with _staging(models_target) as models, atomic_dir(layout.scores_dir(method)) as scores:
@@ -217,24 +193,23 @@ def run(method: str, cfg: Params, layout: Layout = Layout(), progress: bool = Fa
             draws, skipped = fit_and_score(method, budget, cfg, splits, layout, data_key, window, progress)
             if not draws:
                 reasons = "; ".join(sorted({s["reason"] for s in skipped}))
-                doc["budgets"][str(budget)] = {"status": f"not run: {reasons}", "not_run_draws": skipped}
+                result.budgets[budget] = {"status": f"not run: {reasons}", "not_run_draws": skipped}
                 continue
             entry = summarise(draws, splits)
             entry["not_run_draws"] = skipped
-            doc["budgets"][str(budget)] = entry
-            doc.setdefault("model", entry["model"])
-            doc["uses_labels"] = draws[0]["detector"].uses_labels()
-            timings[str(budget)] = entry.pop("runtime")
-            save_budget(method, budget, doc, draws, splits, schema, models and Path(models) / str(budget), Path(scores))
+            result.budgets[budget] = entry
+            result.model = result.model or entry["model"]
+            result.uses_labels = draws[0]["detector"].uses_labels()
+            timings[budget] = entry.pop("runtime")
+            save_budget(method, budget, entry, draws, splits, schema, models and Path(models) / budget, Path(scores))
         if models:
-            write_json(Path(models) / "index.json", {"method": method, "budgets": _statuses(doc)})
-        write_json(Path(scores) / "index.json", {"method": method, "budgets": _statuses(doc)})
-    doc.setdefault("model", {})
+            write_json(Path(models) / "index.json", {"method": method, "budgets": _statuses(result)})
+        write_json(Path(scores) / "index.json", {"method": method, "budgets": _statuses(result)})
     with atomic_file(layout.details(method)) as tmp:
-        write_json(tmp, doc)
+        write_json(tmp, result.to_json())
     with atomic_file(layout.timings(method)) as tmp:
         write_json(tmp, {"method": method, "budgets": timings, "peak_rss_mb": peak_rss_mb()})
-    return doc
+    return result
 
 
 def _staging(target: Path | None):
@@ -244,8 +219,8 @@ def _staging(target: Path | None):
     return atomic_dir(target) if target is not None else contextlib.nullcontext(None)
 
 
-def _statuses(doc: dict[str, Any]) -> dict[str, str]:
-    return {b: e.get("status", "ok") for b, e in doc["budgets"].items()}
+def _statuses(result: MethodResult) -> dict[str, str]:
+    return {b: e.get("status", "ok") for b, e in result.budgets.items()}
 
 
 def summarise(draws: list[dict[str, Any]], splits: dict[str, Split]) -> dict[str, Any]:
@@ -299,12 +274,12 @@ def summarise(draws: list[dict[str, Any]], splits: dict[str, Split]) -> dict[str
     }
 
 
-def save_budget(method: str, budget: int | str, doc: dict[str, Any], draws: list[dict[str, Any]],
+def save_budget(method: str, budget: Budget, entry: dict[str, Any], draws: list[dict[str, Any]],
                 splits: dict[str, Split], schema: dict[str, Any], model_dir: Path | None,
                 scores_dir: Path) -> None:  # fmt: skip
     """The first draw's model (with what `momentad score` needs to reuse it; none without
-    ``model_dir``) and every draw's val/test scores of one budget, into the staging folders."""
-    entry = doc["budgets"][str(budget)]
+    ``model_dir``) and every draw's val/test scores of one budget (its details ``entry``), into
+    the staging folders."""
     for split in ("test", "val"):
         frame = scores_frame(splits[split], draws[0][f"{split}_scores"])
         for d in draws:
@@ -321,20 +296,18 @@ def save_budget(method: str, budget: int | str, doc: dict[str, Any], draws: list
         "draw_0_test_vus_pr": draws[0]["result"]["test"].get("vus_pr")})  # fmt: skip
 
 
-def echo_summary(doc: dict[str, Any]) -> str:
-    """The one line a stage prints on success: test VUS-PR per budget."""
-    m = doc.get("model") or {}
-    weights = ""
-    if m.get("checkpoint"):
-        weights = " [pretrained]" if m.get("pretrained") else " [RANDOM-INIT weights, not pretrained]"
+def echo_summary(result: MethodResult) -> str:
+    """The one line a stage prints on success: test VUS-PR per budget, and the weights' origin."""
+    weights = f" [{weights_label(result.model, long=True)}]" if is_foundation(result.model) else ""
     parts = []
-    for b, e in doc["budgets"].items():
-        if e.get("status", "ok") != "ok":
-            parts.append(f"{b}: not run")
+    for row in result.rows():
+        e = row.entry
+        if not row.ok:
+            parts.append(f"{row.budget}: not run")
             continue
         if "vus_pr" not in e["test"]:
-            parts.append(f"{b}: {e['test']['false_alarm_rate']:.1%} of steps flagged")
+            parts.append(f"{row.budget}: {e['test']['false_alarm_rate']:.1%} of steps flagged")
             continue
         spread = f"±{e['test_std']['vus_pr']:.3f}" if e["draws"] > 1 else ""
-        parts.append(f"{b}: {e['test']['vus_pr']:.3f}{spread}")
-    return f"{doc['method']}{weights}: test VUS-PR by budget — " + ", ".join(parts)
+        parts.append(f"{row.budget}: {e['test']['vus_pr']:.3f}{spread}")
+    return f"{result.method}{weights}: test VUS-PR by budget — " + ", ".join(parts)

@@ -17,13 +17,10 @@
 - :class:`Resampler`: one set of resampled blocks and draws per test series, shared by every
   comparison on it, so each row's replicate values are computed once (Holm's comparison of one
   row with every other is then a subtraction per pair).
-- :func:`paired_draws_diff`: when both methods ran several draws, a t interval on the per-draw
-  differences. :func:`wilson`: the 95% interval of a detection share (k of n events).
+- :func:`wilson`: the 95% interval of a detection share (k of n events).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from scipy import stats
@@ -205,18 +202,12 @@ def paired_bootstrap(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndar
     return Resampler(labels, window, replicates, seed, a.shape[0]).compare(a, scores_b)
 
 
-def paired_draws_diff(a: list[float], b: list[float]) -> dict[str, float] | None:
-    """Mean per-draw difference with a 95% t interval; None with fewer than two paired draws."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.size < 2:
-        return None
-    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
-    return {"diff": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
-            "draws": int(d.size), "method": "paired t interval over draws"}  # fmt: skip
+# -- the verdict rules (every answer the project gives comes from one of these) ---------------
+ALPHA = 0.05
 
 
 def verdict(ci_low: float, ci_high: float) -> str:
-    """better / worse when the whole interval is on one side of zero."""
+    """One dataset, one opponent: better / worse when the whole 95 % interval is on one side of zero."""
     if ci_low > 0:
         return "better"
     if ci_high < 0:
@@ -224,11 +215,65 @@ def verdict(ci_low: float, ci_high: float) -> str:
     return "not distinguishable"
 
 
+def verdict_against_all(diffs: list[float], adjusted_p: list[float]) -> tuple[str, list[int], list[int]]:
+    """One dataset, every opponent at once (no test-free way to pick one): worse if significantly
+    worse than any (Holm-adjusted), better if significantly better than all; with the indices of
+    those it is worse and better than."""
+    worse = [i for i, (d, p) in enumerate(zip(diffs, adjusted_p, strict=True)) if p < ALPHA and d < 0]
+    better = [i for i, (d, p) in enumerate(zip(diffs, adjusted_p, strict=True)) if p < ALPHA and d > 0]
+    word = "worse" if worse else "better" if better and len(better) == len(diffs) else "not distinguishable"
+    return word, worse, better
+
+
+def verdict_over_datasets(adjusted_p: float | None, median: float) -> str:
+    """Across datasets: the paired test decides (Holm-adjusted p < 0.05), in the direction of the
+    median difference; the interval says how large the difference is."""
+    if adjusted_p is None or adjusted_p >= ALPHA or median == 0:
+        return "not distinguishable"
+    return "better" if median > 0 else "worse"
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm-adjusted p-values (statsmodels' multipletests)."""
     from statsmodels.stats.multitest import multipletests
 
     return [float(p) for p in multipletests(p_values, method="holm")[1]] if p_values else []
+
+
+def wilcoxon(d: np.ndarray) -> tuple[float | None, float | None]:
+    """Two-sided Wilcoxon signed-rank p over paired differences (zeros dropped, scipy) and the
+    matched-pairs rank-biserial effect size; (None, None) without a non-zero difference."""
+    nonzero = np.asarray(d, dtype=float)
+    nonzero = nonzero[nonzero != 0]
+    if not nonzero.size:
+        return None, None
+    r = stats.rankdata(np.abs(nonzero))
+    plus, minus = r[nonzero > 0].sum(), r[nonzero < 0].sum()
+    return float(stats.wilcoxon(nonzero).pvalue), float((plus - minus) / (plus + minus))
+
+
+def cluster_bootstrap(values: np.ndarray, clusters: list[str], replicates: int, seed: int) -> tuple[float, float]:
+    """95 % interval of the mean of ``values`` (one per dataset) from a hierarchical bootstrap:
+    resample the clusters (systems) with replacement, then the datasets within each drawn cluster;
+    a replicate's value is the mean over every dataset it drew. With one dataset per cluster this
+    is the ordinary bootstrap over datasets."""
+    v = np.asarray(values, dtype=float)
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(clusters):
+        groups.setdefault(c, []).append(i)
+    members = list(groups.values())
+    rng = np.random.default_rng(seed)
+    means = np.empty(replicates)
+    for r in range(replicates):
+        picked = rng.integers(0, len(members), len(members))
+        total = count = 0.0
+        for g in picked:
+            idx = members[g]
+            draw = v[np.asarray(idx)[rng.integers(0, len(idx), len(idx))]]
+            total, count = total + draw.sum(), count + len(draw)
+        means[r] = total / count
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:

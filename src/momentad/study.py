@@ -32,15 +32,10 @@ from momentad.config import Params, as_dict, parse
 from momentad.errors import InputError
 from momentad.io import atomic_dir, write_json
 from momentad.layout import Layout
+from momentad.prepare import prepare_data
 from momentad.study_file import STUDY, Dataset, Variant, override, read_study
 
 log = logging.getLogger(__name__)
-RUNS = Path("study") / "runs"
-MEMO = Path(".cache") / "study"
-# code that does not change a method's result once the processed data is fixed (the data key
-# covers loading and preprocessing); any other change in src/momentad invalidates the memo
-NOT_IN_RESULTS = ("loaders/", "synthetic.py", "preprocess.py", "plots.py", "report.py", "study.py", "app.py",
-                  "compare.py", "stats.py", "cli.py")  # fmt: skip
 
 
 def dataset_params(raw: dict[str, Any], study_set: dict[str, Any], ds: Dataset,
@@ -57,8 +52,7 @@ def dataset_params(raw: dict[str, Any], study_set: dict[str, Any], ds: Dataset,
                              "section for")  # fmt: skip
         p[v.name] = override(p[base], v.set, f"variants.{v.name}.set")
         p["methods"] = [*p["methods"], v.name] if v.name not in p["methods"] else p["methods"]
-    p = override(p, {"data.source": ds.source, "data.path": None if ds.source == "synthetic" else ds.path},
-                 f"datasets.{ds.name}")  # fmt: skip
+    p = override(p, {"data.source": ds.source, "data.path": ds.path}, f"datasets.{ds.name}")
     p = override(p, ds.set, f"datasets.{ds.name}.set")
     return configure(parse(p, f"params.yaml with study.yaml's datasets.{ds.name}"))
 
@@ -67,41 +61,25 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def code_version() -> str:
-    """A hash of the code a method's result depends on (:data:`NOT_IN_RESULTS` excluded)."""
-    root = Path(__file__).parent
+def code_version(method: str, root: Path = Path(".")) -> str:
+    """A hash of the code a method's result depends on: the files its DVC stage
+    ``detect@<method>`` lists in dvc.yaml (its own package and the shared modules), so the memo
+    and `dvc repro` agree on what an edit re-runs (editing knn re-runs knn only)."""
+    from momentad.detectors.registry import base_name
+
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["detect"]["do"]
+    params = yaml.safe_load((root / "params.yaml").read_text()) if (root / "params.yaml").is_file() else {}
+    pretrained = str(((params or {}).get("pretrain") or {}).get("name", ""))
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        rel = f.relative_to(root).as_posix()
-        if not rel.startswith(NOT_IN_RESULTS) and rel not in NOT_IN_RESULTS:
-            h.update(rel.encode() + f.read_bytes())
+    for dep in stage["deps"]:
+        path = root / dep.replace("${item}", base_name(method)).replace("${pretrain.name}", pretrained)
+        if dep.startswith("data/") or not path.exists():
+            continue
+        # code: its modules; the pretrained checkpoint: every file (re-pretraining re-runs, as in DVC)
+        pattern = "*" if dep.startswith("models/") else "*.py"
+        for f in sorted(p for p in path.rglob(pattern) if p.is_file()) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     return h.hexdigest()[:20]
-
-
-def prepare(cfg: Params, layout: Layout) -> None:
-    """preprocess + window for one dataset (what the single pipeline's first two stages do)."""
-    from momentad import loaders
-    from momentad.io import write_parquet
-    from momentad.preprocess import preprocess
-    from momentad.windows import CONTEXT_LENGTH, build_index, resolve
-
-    raw = loaders.load(cfg.data, cfg.seed)
-    processed = preprocess(raw, cfg.data, cfg.evaluate.protocol)
-    layout.processed.mkdir(parents=True, exist_ok=True)
-    for name, df in processed.splits.items():
-        write_parquet(df, layout.processed / f"{name}.parquet")
-    write_json(layout.processed / "schema.json", processed.schema)
-    w = resolve(cfg.window, processed.splits["train"])
-    indices = build_index(processed.splits, w)
-    layout.windows.mkdir(parents=True, exist_ok=True)
-    for name, idx in indices.items():
-        write_parquet(idx, layout.windows / f"{name}.parquet")
-    a = cfg.window
-    write_json(layout.windows / "windows.json", {
-        "asked": {"length": a.length, "train_stride": a.train_stride, "eval_stride": a.eval_stride},
-        "length": w.length, "context_length": CONTEXT_LENGTH,
-        "strides": {"train": w.train_stride, "val": w.eval_stride, "test": w.eval_stride},
-        "windows": {k: len(v) for k, v in indices.items()}})  # fmt: skip
 
 
 def _method_key(cfg: Params, method: str, data_key: str, code: str) -> str:
@@ -146,8 +124,8 @@ def run_method(method: str, cfg: Params, layout: Layout, memo: Path, key: str) -
 
 
 def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: Path = STUDY,
-                runs: Path = RUNS, memo_root: Path = MEMO) -> dict[str, Any]:  # fmt: skip
-    """Everything of one dataset into ``runs/<name>`` (atomically): prepared data, every
+                project: Layout = Layout()) -> dict[str, Any]:  # fmt: skip
+    """Everything of one dataset into ``study/runs/<name>`` (atomically): prepared data, every
     method's scores and details, the per-dataset comparison and ``result.json``."""
     from momentad.compare import run_compare
 
@@ -161,11 +139,11 @@ def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: 
     cfg = dataset_params(raw, study_set, ds, variants)
     result: dict[str, Any] = {"dataset": name, "system": ds.system, "source": ds.source, "path": ds.path}
     t0 = time.perf_counter()
-    target = runs / name
-    with atomic_dir(target) as tmp:
-        layout = Layout(tmp, cache_root=memo_root / name / "state", logs_root=memo_root / name / "logs")
+    with atomic_dir(project.study_run(name)) as tmp:
+        layout = project.study_dataset(name, tmp)
+        memo = project.study_memo / name
         try:
-            prepare(cfg, layout)
+            prepare_data(cfg, layout.processed, layout.windows)
         except InputError as e:
             result.update(status=f"failed: {e}")
             log.warning("%s: %s", name, e)
@@ -174,7 +152,6 @@ def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: 
         data_key = _digest(
             [(layout.processed / "schema.json").read_text(), (layout.windows / "windows.json").read_text()]
         )
-        code = code_version()
         kpis = json.loads((layout.processed / "schema.json").read_text())["n_features"]
         status = {}
         for m in cfg.methods:
@@ -182,16 +159,15 @@ def run_dataset(name: str, params_path: Path = Path("params.yaml"), study_path: 
             if cap is not None and kpis > cap:  # recorded, shown under "What could not run"
                 status[m] = f"skipped: {kpis} KPIs, over the variant's max_kpis {cap} (study.yaml)"
                 continue
-            status[m] = run_method(m, cfg, layout, memo_root / name, _method_key(cfg, m, data_key, code))
+            key = _method_key(cfg, m, data_key, code_version(m, project.root))
+            status[m] = run_method(m, cfg, layout, memo, key)
         ran = [m for m, s in status.items() if not s.startswith(("failed", "skipped"))]
         result.update(status="ok", methods_status=status, **summarise_dataset(cfg, layout, ran))
         if ran:
             try:
-                summ = run_compare(_only(cfg, ran), layout, plots=False)
-                result["verdict"] = summ["verdict"]
-                result["weights"] = summ["weights"]
+                result["weights"] = run_compare(_only(cfg, ran), layout, plots=False, answer=False)["weights"]
             except InputError as e:  # e.g. every method was "not run" on this data
-                result["verdict"], result["compare"] = {}, f"failed: {e}"
+                result["compare"] = f"failed: {e}"
         write_json(tmp / "result.json", result)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
@@ -206,23 +182,29 @@ def _only(cfg: Params, methods: list[str]) -> Params:
 def summarise_dataset(cfg: Params, layout: Layout, methods: list[str]) -> dict[str, Any]:
     """What the aggregate needs of one dataset: per method and budget the test VUS-PR (mean over
     draws) or false-alarm rate, the validation VUS-PR, draws and why a budget did not run."""
+    from momentad.layout import read_details
+    from momentad.results import weights_label
+
     schema = json.loads((layout.processed / "schema.json").read_text())
     windows = json.loads((layout.windows / "windows.json").read_text())
     rows: dict[str, dict[str, Any]] = {}
+    uses_labels: dict[str, bool] = {}
     for m in methods:
-        doc = json.loads(layout.details(m).read_text())
         rows[m] = {}
-        for b, e in doc["budgets"].items():
-            if e.get("status", "ok") != "ok":
-                rows[m][b] = {"status": e["status"]}
+        details = read_details(layout, m)
+        uses_labels[m] = details.uses_labels
+        for r in details.rows():
+            if not r.ok:
+                rows[m][r.budget] = {"status": r.status}
                 continue
-            t = e["test"]
-            rows[m][b] = {"status": "ok", "vus_pr": t.get("vus_pr"), "false_alarm_rate": t.get("false_alarm_rate"),
-                          "val_vus_pr": e.get("val_vus_pr"), "draws": e["draws"],
-                          "checkpoint": (e.get("model") or {}).get("checkpoint"),
-                          "pretrained": bool((e.get("model") or {}).get("pretrained"))}  # fmt: skip
+            t = r.test
+            rows[m][r.budget] = {"status": "ok", "vus_pr": t.get("vus_pr"),
+                                 "false_alarm_rate": t.get("false_alarm_rate"), "val_vus_pr": r.val_vus_pr,
+                                 "draws": r.draws, "checkpoint": r.model.get("checkpoint"),
+                                 "weights": r.origin, "weights_label": weights_label(r.model, long=True)}  # fmt: skip
     splits = schema["splits"]
     return {"labelled": splits["test"]["events"] > 0, "validation_labelled": splits["val"]["events"] > 0,
             "events": {k: v["events"] for k, v in splits.items()}, "rows": {k: v["rows"] for k, v in splits.items()},
-            "kpis": schema["n_features"], "window": {"length": windows["length"], "train_stride":
-            windows["strides"]["train"]}, "results": rows}  # fmt: skip
+            "anomaly_ratio": splits["test"]["anomaly_ratio"], "kpis": schema["n_features"],
+            "split_rule": schema.get("split_rule", {}), "window": {"length": windows["length"], "train_stride":
+            windows["strides"]["train"]}, "uses_labels": uses_labels, "results": rows}  # fmt: skip

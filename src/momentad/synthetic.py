@@ -7,12 +7,51 @@ injected faults whose signatures follow what fault-injection studies on TrainTic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, get_args
+
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from momentad.config import SyntheticParams
+from momentad.config import _fail, optional
 from momentad.errors import InputError
+
+ServiceMetric = Literal["latency", "cpu", "memory", "error_rate", "request_rate"]
+PlatformMetric = Literal["gateway_request_rate", "gateway_error_rate", "mysql_query_time", "redis_hit_ratio",
+                         "node_disk_io_util", "node_memory_used"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FaultsPerSplit:
+    train: int = optional(1, ge=1)
+    val: int = optional(2, ge=1)
+    test: int = optional(5, ge=1)
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The simulator's size and shape (``data.synthetic``; params.yaml documents each key)."""
+
+    services: int = optional(20, ge=2, le=500)
+    timesteps: int = optional(40320, ge=2000)
+    start: str = optional("2026-01-05 00:00")
+    freq_minutes: int = optional(1, ge=1)
+    service_metrics: list[ServiceMetric] = optional(["latency", "cpu"])
+    platform_metrics: list[PlatformMetric] = optional(["gateway_request_rate", "gateway_error_rate",
+                                                       "mysql_query_time", "redis_hit_ratio", "node_disk_io_util",
+                                                       "node_memory_used"])  # fmt: skip
+    faults_per_type: FaultsPerSplit = optional(FaultsPerSplit())
+    fault_minutes: list[int] = optional([5, 20], ge=2)
+    noise: float = optional(0.05, ge=0, le=1)
+    benign_spike_rate: float = optional(0.0005, ge=0, le=1)
+
+    def check(self) -> None:
+        if not self.service_metrics:
+            raise _fail("data.synthetic.service_metrics", "is empty; choose from " + ", ".join(get_args(ServiceMetric)))
+        if len(self.fault_minutes) != 2 or self.fault_minutes[0] > self.fault_minutes[1]:
+            raise _fail("data.synthetic.fault_minutes", f"={self.fault_minutes}; use [min, max] with min <= max")
+
 
 # The 41 services of the TrainTicket benchmark (FudanSELab/train-ticket).
 TRAINTICKET_SERVICES = [

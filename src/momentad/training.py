@@ -25,10 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from momentad.budgets import hash_int
-from momentad.models.device import autocast
+from momentad.device import autocast
 
 log = logging.getLogger(__name__)
-INTERRUPT_ENV = "MOMENTAD_INTERRUPT_AFTER_EPOCH"  # tests simulate a killed run with it
 
 
 @dataclass(frozen=True)
@@ -105,50 +104,15 @@ class TrainLoop:
 
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, hooks: TrainHooks, opt, sched, info: dict, best: dict) -> None:
-        from safetensors.torch import save_file
-
-        tmp = self.state_dir.with_name(self.state_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(hooks.trainable_state(), str(tmp / "current.safetensors"))
-        save_file(best, str(tmp / "best.safetensors"))
-        state = opt.state_dict()
-        tensors, meta = {}, {"param_groups": state["param_groups"], "state_keys": {}}
-        for pid, st in state["state"].items():
-            meta["state_keys"][str(pid)] = list(st)
-            for k, v in st.items():
-                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
-        if tensors:
-            save_file(tensors, str(tmp / "optimizer.safetensors"))
-        meta["scheduler"] = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
-        (tmp / "optimizer.json").write_text(json.dumps(meta))
-        (tmp / "state.json").write_text(json.dumps(info))
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-        os.replace(tmp, self.state_dir)
+        write_checkpoint(self.state_dir, {"current": hooks.trainable_state(), "best": best}, opt, sched, info)
 
     def _restore(self, hooks: TrainHooks, opt, sched) -> tuple[dict, dict] | None:
-        if self.state_dir is None or not (self.state_dir / "state.json").is_file():
+        found = read_checkpoint(self.state_dir, opt, sched, self.device, ("current", "best"))
+        if found is None:
             return None
-        from safetensors.torch import load_file
-
-        try:
-            info = json.loads((self.state_dir / "state.json").read_text())
-            hooks.load_trainable_state(load_file(str(self.state_dir / "current.safetensors")))
-            meta = json.loads((self.state_dir / "optimizer.json").read_text())
-            opt_file = self.state_dir / "optimizer.safetensors"
-            tensors = load_file(str(opt_file)) if opt_file.is_file() else {}
-            state = {int(pid): {k: tensors[f"{pid}.{k}"].to(self.device) if k != "step" else tensors[f"{pid}.{k}"]
-                                for k in keys} for pid, keys in meta["state_keys"].items()}  # fmt: skip
-            opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-            sched.load_state_dict({**meta["scheduler"], "lr_lambdas": [None] * len(opt.param_groups)})
-            best = load_file(str(self.state_dir / "best.safetensors"))
-        except Exception as e:  # a truncated or foreign file: start again rather than wedge every run
-            aside = self.state_dir.with_name(f"{self.state_dir.name}.corrupt-{int(time.time())}")
-            os.replace(self.state_dir, aside)
-            log.warning("checkpoint %s is unreadable (%s); set aside as %s, training from the start",
-                        self.state_dir, type(e).__name__, aside.name)  # fmt: skip
-            return None
-        return info, best
+        info, weights = found
+        hooks.load_trainable_state(weights["current"])
+        return info, weights["best"]
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, hooks: TrainHooks, n_train: int) -> dict[str, Any]:
@@ -220,11 +184,72 @@ class TrainLoop:
                 self._save(hooks, opt, sched, info, best)
             log.info("%s epoch %d: train %.4f val %.4f", self.desc, epoch + 1, info["history"][-1]["train_loss"],
                      val_loss)  # fmt: skip
-            if os.environ.get(INTERRUPT_ENV) == str(epoch + 1):
-                raise KeyboardInterrupt(f"{INTERRUPT_ENV}={epoch + 1}")
         hooks.load_trainable_state(best)
         hooks.train_mode(False)
         info["train_s"] = time.perf_counter() - t0
         if self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)  # finished: nothing to resume
         return info
+
+
+def write_checkpoint(folder: Path, weights: dict[str, dict[str, torch.Tensor]], opt, sched, info: dict) -> None:
+    """A resumable training state in ``folder``: named weight sets (safetensors), the optimiser's
+    and scheduler's state (safetensors + JSON) and ``info`` (JSON); no pickle. Written beside it
+    and swapped in by renames only, so an interrupt at any moment leaves one whole checkpoint
+    (the previous one under ``.old`` until the new one is in place)."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, tensors in weights.items():
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / f"{name}.safetensors"))
+    state = opt.state_dict()
+    tensors, meta = {}, {"param_groups": state["param_groups"], "state_keys": {}}
+    for pid, st in state["state"].items():
+        meta["state_keys"][str(pid)] = list(st)
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
+    if tensors:
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+    meta["scheduler"] = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    (tmp / "optimizer.json").write_text(json.dumps(meta))
+    (tmp / "state.json").write_text(json.dumps(info))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint(folder: Path | None, opt, sched, device: torch.device,
+                    names: tuple[str, ...]) -> tuple[dict, dict[str, dict[str, torch.Tensor]]] | None:  # fmt: skip
+    """``(info, weights by name)`` of :func:`write_checkpoint`'s folder, the optimiser and scheduler
+    restored in place; None when there is none (a truncated one is set aside with a warning)."""
+    if folder is None:
+        return None
+    old = folder.with_name(folder.name + ".old")
+    if not folder.exists() and (old / "state.json").is_file():  # interrupted mid-swap
+        os.replace(old, folder)
+    if not (folder / "state.json").is_file():
+        return None
+    from safetensors.torch import load_file
+
+    try:
+        info = json.loads((folder / "state.json").read_text())
+        weights = {n: load_file(str(folder / f"{n}.safetensors")) for n in names}
+        meta = json.loads((folder / "optimizer.json").read_text())
+        opt_file = folder / "optimizer.safetensors"
+        tensors = load_file(str(opt_file)) if opt_file.is_file() else {}
+        state = {int(pid): {k: tensors[f"{pid}.{k}"].to(device) if k != "step" else tensors[f"{pid}.{k}"]
+                            for k in keys} for pid, keys in meta["state_keys"].items()}  # fmt: skip
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        sched.load_state_dict({**meta["scheduler"], "lr_lambdas": [None] * len(opt.param_groups)})
+    except Exception as e:  # a truncated or foreign file: start again rather than wedge every run
+        aside = folder.with_name(f"{folder.name}.corrupt-{int(time.time())}")
+        os.replace(folder, aside)
+        log.warning("checkpoint %s is unreadable (%s); set aside as %s, training from the start", folder,
+                    type(e).__name__, aside.name)  # fmt: skip
+        return None
+    return info, weights

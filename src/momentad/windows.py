@@ -7,11 +7,15 @@ per-window labels), so its output does not grow with overlap; :func:`materialize
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from momentad.config import CONTEXT_LENGTH, WindowParams
 from momentad.errors import InputError
+from momentad.io import atomic_dir, write_json, write_parquet
 
 __all__ = ["CONTEXT_LENGTH"]
 
@@ -162,3 +166,65 @@ def materialize(
         x[sel, :, context - length :] = values[gather].transpose(0, 2, 1)
         mask[sel, context - length :] = 1
     return x, mask
+
+
+def resolved_window(asked: WindowParams, meta: dict[str, Any], path: Path) -> WindowParams:
+    """The window settings the index at ``path`` (windows.json) was built with, checked against
+    what params.yaml asks (``auto`` stays ``auto`` in both): a stale index is one line naming
+    the stage to re-run."""
+    mine = {"length": asked.length, "train_stride": asked.train_stride, "eval_stride": asked.eval_stride}
+    if "asked" not in meta or "strides" not in meta:
+        raise InputError(f"{path}: written by another version of momentad; run `dvc repro window`")
+    theirs = meta["asked"]
+    # eval_stride null follows the length: compare what it resolved to where the length is fixed
+    if asked.length != "auto":
+        theirs = {**theirs, "eval_stride": theirs.get("eval_stride") or theirs.get("length")}
+    if any(theirs.get(k) != v for k, v in mine.items() if not (k == "eval_stride" and v is None)):
+        raise InputError(f"{path}: built with other window params than params.yaml ({meta['asked']} vs {mine}); "
+                         "run `dvc repro window`")  # fmt: skip
+    s = meta["strides"]
+    import dataclasses
+
+    return dataclasses.replace(asked, length=meta["length"], train_stride=s["train"], eval_stride=s["val"])
+
+
+SPLITS = ("train", "val", "test")
+
+
+def read_processed(folder: Path) -> dict[str, pd.DataFrame]:
+    """The processed split tables, failing clearly if preprocess has not run."""
+    out = {}
+    for name in SPLITS:
+        f = folder / f"{name}.parquet"
+        if not f.is_file():
+            raise InputError(f"{f}: not found; run `dvc repro preprocess` first")
+        try:
+            out[name] = pd.read_parquet(f)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise InputError(
+                f"{f}: not a readable Parquet file ({type(e).__name__}); run `dvc repro -f preprocess`"
+            ) from None
+    return out
+
+
+def write_windows(asked: WindowParams, processed: Path, out: Path) -> dict[str, Any]:
+    """Index windows per split (``auto`` settings resolved on the train split) and write the
+    index plus ``windows.json`` into ``out`` (atomically); returns windows.json."""
+    splits = read_processed(processed)
+    cfg = resolve(asked, splits["train"])
+    indices = build_index(splits, cfg)
+    meta = {
+        "asked": {"length": asked.length, "train_stride": asked.train_stride, "eval_stride": asked.eval_stride},
+        "length": cfg.length,
+        "context_length": CONTEXT_LENGTH,
+        # MOMENT left-pads shorter windows to its context and masks the padding
+        "padding": {"side": "left", "steps": CONTEXT_LENGTH - cfg.length, "input_mask": "1 = observed, 0 = padding"},
+        "strides": {"train": cfg.train_stride, "val": cfg.eval_stride, "test": cfg.eval_stride},
+        "windows": {k: len(v) for k, v in indices.items()},
+        "windows_with_anomaly": {k: int(v["any_anomaly"].sum()) for k, v in indices.items()},
+    }
+    with atomic_dir(out) as tmp:
+        for name, idx in indices.items():
+            write_parquet(idx, tmp / f"{name}.parquet")
+        write_json(tmp / "windows.json", meta)
+    return meta

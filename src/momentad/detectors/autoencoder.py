@@ -27,8 +27,8 @@ from momentad.config import rng
 from momentad.data import Split
 from momentad.detectors.base import TorchDetector
 from momentad.detectors.features import STATS, kpi_importance, split_features
+from momentad.device import resolve_device
 from momentad.errors import NotRun
-from momentad.models.device import resolve_device
 from momentad.training import LoopConfig, TrainLoop
 from momentad.windows import padded_windows
 

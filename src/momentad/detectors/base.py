@@ -14,7 +14,7 @@ A detector says what it can do through class attributes, which the runner, ``com
 at budget 0), ``trains`` (it fits on training windows: it runs at every budget),
 ``full_split`` (it also runs on the whole train split), ``uses_labels`` (it reads the labels
 of its training rows) and ``kpi_evidence`` (it gives per-KPI evidence for root-cause ranking).
-Whether its weights are pretrained is part of :meth:`Detector.describe`.
+Where its weights come from is part of :meth:`Detector.describe` (:mod:`momentad.results`).
 
 Artifacts are safe formats only: ``save(folder)`` writes JSON plus safetensors (torch) or
 skops (scikit-learn); ``load(folder)`` reads them back.
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from momentad.budgets import FULL
+from momentad.budgets import Budget, all_budgets
 from momentad.config import WindowParams, as_dict, build
 from momentad.data import Split
 from momentad.errors import InputError
@@ -113,13 +113,12 @@ class Detector:
 
     # -- what it can do -----------------------------------------------------------------------
     @classmethod
-    def budgets(cls, sizes: list[int], options: Any = None) -> list[int | str]:
+    def budgets(cls, sizes: list[int], options: Any = None) -> list[Budget]:
         """The budgets it runs at: 0 (no training) if ``zero_shot``, every size (and ``full``)
         if it ``trains``; ``options`` (its params section) may change that."""
-        out: list[int | str] = [0] if cls.zero_shot else []
-        if cls.trains:
-            out += [*sizes, *([FULL] if cls.full_split else [])]
-        return out
+        if not cls.trains:
+            return all_budgets([], zero=cls.zero_shot, full=False)
+        return all_budgets(sizes, zero=cls.zero_shot, full=cls.full_split)
 
     def uses_labels(self) -> bool:
         """Whether fitting reads the labels of its training rows (supervised, or labels as hints)."""
@@ -204,8 +203,9 @@ class Detector:
         """The ``model`` block of the details: weights origin and parameter counts. ``checkpoint``
         is None for methods trained from scratch (or not trained at all)."""
         n = self.n_parameters()
-        return {"checkpoint": None, "pretrained": False, "source": "trained from scratch" if self.trains else "none",
-                "parameters": n, "trainable_parameters": n}  # fmt: skip
+        return {"checkpoint": None, "origin": "scratch" if self.trains else "none",
+                "source": "trained from scratch" if self.trains else "none", "parameters": n,
+                "trainable_parameters": n}  # fmt: skip
 
     def n_parameters(self) -> int | None:
         return None
@@ -299,7 +299,7 @@ class TorchDetector(Detector):
     def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
         from safetensors.torch import load_file
 
-        from momentad.models.device import resolve_device
+        from momentad.device import resolve_device
 
         self.device_ = resolve_device(self.device)
         self.channels_ = int(state["channels"])

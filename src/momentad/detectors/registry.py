@@ -1,50 +1,54 @@
-"""Method name -> detector class. A method is the module ``momentad.detectors.<name>`` defining a
-:class:`~momentad.detectors.base.Detector` subclass decorated with ``@register``: adding one is
+"""Method name -> detector class. A method is the package ``momentad.detectors.<name>``: its
+``__init__.py`` (or, for a method of several modules such as MOMENT, its ``detector.py``) defines
+a :class:`~momentad.detectors.base.Detector` subclass decorated with ``@register``. Adding one is
 that file, its options section in params.yaml (named like the method) and its name in
-``methods``. A variant ``<method>-<name>`` (e.g. ``moment-tsbad``) is the same detector with
-its own options section. Looking a method up imports its module only, so a stage that runs a
-scikit-learn method never pays for importing torch."""
+``methods``; its DVC stage ``detect@<name>`` depends on its own folder and the shared modules, so
+editing one method re-runs that method only. A variant ``<method>-<name>`` (e.g.
+``moment-tsbad``) is the same detector with its own options section. Looking a method up imports
+its package only, so a stage that runs a scikit-learn method never pays for importing torch."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any
 
-from momentad.config import Params, build
+from momentad.config import Params, build, method_names
 from momentad.config import load as load_config
 from momentad.detectors import base
 from momentad.detectors.base import Detector, RunContext, read_artifact
 from momentad.errors import InputError
 
-_SKIP = {"base", "registry"}
+HERE = Path(__file__).parent
+
+
+def module_of(name: str) -> str:
+    """The module that registers method ``name``: ``<name>/detector.py`` where the package has
+    one, else the package itself."""
+    return f"momentad.detectors.{name}" + (".detector" if (HERE / name / "detector.py").is_file() else "")
 
 
 def _load(name: str) -> type[Detector] | None:
-    """The class of method ``name`` from its own module, if there is one."""
+    """The class of method ``name`` from its own package, if there is one."""
     if name in base._CLASSES:
         return base._CLASSES[name]
-    if name.startswith("_") or name in _SKIP or not (Path(__file__).parent / f"{name}.py").is_file():
+    if name not in names():
         return None
-    importlib.import_module(f"momentad.detectors.{name}")
+    importlib.import_module(module_of(name))
     return base._CLASSES.get(name)
 
 
 def _discover() -> dict[str, type[Detector]]:
-    import momentad.detectors as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name not in _SKIP:
-            importlib.import_module(f"momentad.detectors.{mod.name}")
+    for name in names():
+        _load(name)
     return base._CLASSES
 
 
 def names() -> list[str]:
-    """Every registered method."""
-    return sorted(_discover())
+    """Every method: the packages of momentad.detectors (found without importing any)."""
+    return method_names()
 
 
 def base_name(name: str) -> str:
@@ -58,14 +62,12 @@ def detector_class(name: str) -> type[Detector]:
     or a one-line error listing the known ones."""
     name = base_name(name)
     found = _load(name)
-    if found is not None:
-        return found
-    classes = _discover()
-    if name not in classes:
-        close = difflib.get_close_matches(name, list(classes), n=1)
+    if found is None:
+        known = names()
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise InputError(f"unknown method {name!r}; {hint}known: {', '.join(sorted(classes))}")
-    return classes[name]
+        raise InputError(f"unknown method {name!r}; {hint}known: {', '.join(known)}")
+    return found
 
 
 def make(name: str, seed: int = 0, progress: bool = False, **options: Any) -> Detector:

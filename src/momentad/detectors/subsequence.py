@@ -54,11 +54,6 @@ def centre_pad(scores: np.ndarray, n: int, w: int) -> np.ndarray:
                            np.full((w - 1) // 2, scores[-1])])  # fmt: skip
 
 
-def segments_fitting(split: Split, w: int) -> list[tuple[int, int]]:
-    """The segments of a split that hold at least one full window."""
-    return [(a, b) for a, b in split.segments if b - a >= w]
-
-
 def row_windows(split: Split, w: int, rows: np.ndarray | None = None) -> np.ndarray:
     """(rows, KPIs x w): for each row, the window whose score :func:`centre_pad` gives it (a
     segment shorter than ``w`` edge-padded at its start)."""

@@ -6,15 +6,26 @@ keep file order) and identifier columns (IPs, ports, flow ids) are dropped."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from momentad.config import optional
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import existing, finish, read_csv, require_column
 
 IDENTIFIERS = {"Unnamed: 0", "Flow ID", "Source IP", "Source Port", "Destination IP",
                "Destination Port", "Protocol", "SimillarHTTP", "Inbound"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CICDDoSParams:
+    max_rows: int | None = optional(None, ge=1)  # cap very large captures (null: every row)
+
+
+FORMAT = Format(params=CICDDoSParams)
 
 
 def load(path, options, data, seed) -> RawData:

@@ -9,15 +9,26 @@ one). The repository ships one KPI in ``data/raw/iops``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from momentad.config import optional
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import finish, read_csv, require_column
 
 KPI_ID = "KPI ID"
+
+
+@dataclass(frozen=True)
+class IOPSParams:
+    # the KPI of a multi-KPI challenge file (its 'KPI ID' column); null: the file's only one
+    kpi_id: str | None = optional(None)
+
+
+FORMAT = Format(params=IOPSParams)
 
 
 def load(path, options, data, seed) -> RawData:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import finish, read_csv, require_column
+
+FORMAT = Format()  # no options: the file says everything
 
 
 def load(path, options, data, seed) -> RawData:

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from momentad.config import optional
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import existing, finish, read_csv, require_column
 
 SHIPPED = Path("data/raw/nezha-trainticket")  # relative to the project root, where stages run
@@ -129,6 +131,14 @@ def load_day(day: Path, label_minutes: int) -> tuple[pd.DataFrame, list[str], in
     frame = wide.reset_index(drop=True)
     frame.insert(0, "timestamp", grid)
     return finish(frame, label=pd.Series(label), fault_type=ftype, root_cause=cause), ignored, len(faults)
+
+
+@dataclass(frozen=True)
+class NezhaParams:
+    label_minutes: int = optional(5, ge=1, le=1440)  # minutes labelled from each injection
+
+
+FORMAT = Format(params=NezhaParams, needs_path=False, own_train_part=True)
 
 
 def load(path, options, data, seed) -> RawData:

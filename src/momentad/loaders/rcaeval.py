@@ -9,12 +9,26 @@ label covers ``data.rcaeval.label_seconds`` from the injection time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
+from momentad.config import optional
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import existing, finish, read_csv, require_column
+
+
+@dataclass(frozen=True)
+class RCAEvalParams:
+    label_seconds: float = optional(600.0, gt=0)
+    # null = read from the RCAEval case folder
+    inject_time: float | str | None = optional(None)
+    fault_type: str | None = optional(None)
+    root_cause: str | None = optional(None)
+
+
+FORMAT = Format(params=RCAEvalParams)
 
 
 def load(path, options, data, seed) -> RawData:

@@ -11,13 +11,15 @@ root-cause ranking asks whether a named KPI is among a method's top k.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from momentad.config import optional
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import existing, finish
 
 
@@ -36,6 +38,14 @@ def _read(path: Path) -> np.ndarray:
     if arr.size == 0:
         raise InputError(f"{path}: file has no rows; point data.path at the SMD folder")
     return arr
+
+
+@dataclass(frozen=True)
+class SMDParams:
+    machine: str = optional("machine-1-1")
+
+
+FORMAT = Format(params=SMDParams, own_train_part=True)
 
 
 def load(path, options, data, seed) -> RawData:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from momentad.loaders import RawData
-from momentad.synthetic import generate
+from momentad.loaders import Format, RawData
+from momentad.synthetic import SyntheticParams, generate
+
+FORMAT = Format(params=SyntheticParams, needs_path=False, simulated=True)
 
 
 def load(path, options, data, seed) -> RawData:

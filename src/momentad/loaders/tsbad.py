@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import finish, read_csv, require_column
+
+FORMAT = Format(own_train_part=True)  # no options: the file name says where train ends
 
 
 def load(path, options, data, seed) -> RawData:

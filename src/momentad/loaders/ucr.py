@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 
 from momentad.errors import InputError
-from momentad.loaders import RawData
+from momentad.loaders import Format, RawData
 from momentad.loaders._common import existing, finish
 
 NAME = re.compile(r"^(?P<id>\d+)_UCR_Anomaly_(?P<name>.+)_(?P<train>\d+)_(?P<begin>\d+)_(?P<end>\d+)$")
+
+
+FORMAT = Format(own_train_part=True)  # no options: the file name says everything
 
 
 def load(path, options, data, seed) -> RawData:

@@ -1,1 +1,0 @@
-"""Model loading (MOMENT) and shared torch helpers."""
