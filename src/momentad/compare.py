@@ -174,12 +174,13 @@ def _contest(frames, window, a: str, b: str, replicates: int, seed: int, resampl
 def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd.DataFrame], budgets: list[int],
              seed: int = 0, replicates: int = 2000,
              not_run: list[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Per budget b (each ``budget.sizes`` entry and ``full``): the foundation model's row usable
+    """Per budget b (0, each ``budget.sizes`` entry and ``full``): the foundation model's row usable
     with at most b training windows minus the classic detectors' row usable with them, in mean
     test VUS-PR over draws, with a 95% interval from a paired bootstrap over test events and
     draws, and a verdict word. A method's rows usable at b are those of :func:`budgets.at_most`
     (its rows up to b, and its full split where the train split is shorter than b), as in the
-    study's aggregate.
+    study's aggregate. At 0 (zero-shot) only rows without training stand: MOMENT zero-shot
+    against the one-liners; a budget no classic row stands at has no verdict.
 
     Both rows are chosen by validation VUS-PR (no verdict picks its opponent on test). Where
     validation holds no labelled anomaly the foundation row trained on the most windows (of
@@ -200,7 +201,7 @@ def verdicts(tab: pd.DataFrame, rows: list[dict[str, Any]], frames: dict[str, pd
     status: dict[str, dict[str, str]] = {}
     for r in not_run:
         status.setdefault(r.method, {})[r.budget] = r.status
-    for b in [*map(str, budgets), FULL]:
+    for b in ["0", *map(str, budgets), FULL]:
         usable = {m: at_most(b, ran[m], status.get(m, {})) for m in ran}
         at_b = tab[[bud in usable[m] for m, bud in zip(tab["method"], tab["budget"], strict=True)]]
         fm = at_b[at_b["side"] == FOUNDATION]

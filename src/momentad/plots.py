@@ -111,7 +111,9 @@ def verdict_png(verdict: dict[str, dict], weights: str, path: Path) -> None:
             ax.annotate(f"{v['verdict']}\nvs {v['best_baseline']}", (x, b), textcoords="offset points",
                         xytext=(0, 6), ha="center", fontsize=7, color=c)  # fmt: skip
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(xs, list(verdict))
+        ax.text(1.01, 1, "MOMENT better \u2191", transform=ax.transAxes, rotation=90, va="top", fontsize=8)
+        ax.text(1.01, 0, "MOMENT worse \u2193", transform=ax.transAxes, rotation=90, va="bottom", fontsize=8)
+        ax.set_xticks(xs, ["0\n(zero-shot)" if b == "0" else b for b in verdict])
         ax.set_xlim(-0.6, len(xs) - 0.4)
         pad = 0.15 * max(1e-3, hi.max() - lo.min())
         ax.set_ylim(min(lo.min(), 0) - pad, max(hi.max(), 0) + 2.5 * pad)
