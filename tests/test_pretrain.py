@@ -262,3 +262,22 @@ def test_the_shipped_checkpoint_is_the_default_and_loads_as_pretrained_here():
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout + status.stderr
     p = marker["pretraining"]
     assert p["held_out_loss"] < 0.5 * p["random_init_held_out_loss"]
+
+
+def test_every_masked_row_keeps_a_visible_observed_patch():
+    """A short window (8 patches) masked at 0.3 is all masked once in ~15,000 rows; MOMENT then
+    normalises by zero steps and the NaN reaches the weights (the study's adapted variant failed
+    that way on 64-step windows). Long windows keep exactly the masks they had."""
+    import torch
+
+    from momentad.detectors.moment.scoring import patch_mask
+
+    short = patch_mask(200_000, 0.3, torch.Generator().manual_seed(0), 8, 64)
+    assert int((short.sum(dim=1) == 0).sum()) == 0
+    assert abs(1 - float(short.float().mean()) - 0.3) < 0.01  # the ratio is still MOMENT's 30 %
+    observed = torch.zeros(50_000, 512)
+    observed[:, 448:] = 1  # a 64-step window left-padded to MOMENT's 512
+    padded = patch_mask(50_000, 0.3, torch.Generator().manual_seed(1), 8, 512, observed)
+    assert int(((padded * observed).sum(dim=1) == 0).sum()) == 0
+    plain = (torch.rand(32, 64, generator=torch.Generator().manual_seed(5)) >= 0.3).repeat_interleave(8, dim=1)
+    assert torch.equal(patch_mask(32, 0.3, torch.Generator().manual_seed(5), 8, 512), plain.long())

@@ -46,9 +46,19 @@ def reconstruction_error(model: torch.nn.Module, x: torch.Tensor, mask: torch.Te
 
 
 def patch_mask(b: int, ratio: float, gen: torch.Generator, patch_len: int,
-               context: int = CONTEXT_LENGTH) -> torch.Tensor:  # fmt: skip
-    """(b, context) MOMENT mask: 1 = visible, 0 = masked, whole patches at a time."""
+               context: int = CONTEXT_LENGTH, observed: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """(b, context) MOMENT mask: 1 = visible, 0 = masked, whole patches at a time. Every row
+    keeps at least one visible patch among its ``observed`` ones ((b, context) input mask; all
+    when None): MOMENT normalises a window by its visible observed steps, so a row with none
+    is 0/0 and its NaN reaches the weights (likely on short windows: 8 patches at ratio 0.3 are
+    all masked once in 15,000 rows). The extra draw happens only for such rows."""
     keep = torch.rand(b, context // patch_len, generator=gen) >= ratio
+    seen = (torch.ones(b, context // patch_len, dtype=torch.bool) if observed is None
+            else observed.detach().cpu().reshape(b, -1, patch_len).amax(dim=2) > 0)  # fmt: skip
+    empty = torch.nonzero(~(keep & seen).any(dim=1) & seen.any(dim=1)).flatten()
+    if len(empty):
+        pick = torch.rand(len(empty), seen.shape[1], generator=gen) * seen[empty]
+        keep[empty, pick.argmax(dim=1)] = True
     return keep.repeat_interleave(patch_len, dim=1).long()
 
 

@@ -157,7 +157,7 @@ class Momentad(Recipe):
         x, m, y = b["x"], b["mask"], b["labels"]
         pl = h.patch_len_
         if self.head is None:
-            vis = patch_mask(len(x), h.params.finetune.mask_ratio, gen, pl, x.shape[-1]).to(h.device_)
+            vis = patch_mask(len(x), h.params.finetune.mask_ratio, gen, pl, x.shape[-1], m).to(h.device_)
             # masked, observed, and not labelled anomalous: learn what normal looks like
             total, count = masked_loss(h.model_, x, m, vis, keep=y == 0)
             return total / count.clamp(min=1)
