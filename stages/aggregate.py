@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+import yaml
 
 from momentad.cli import setup_logging, stage
 
@@ -27,17 +28,20 @@ def main(
     Writes reports/study.md, reports/study.json, metrics/study.json, metrics/study_scores.json and
     plots/study/."""
     from momentad.aggregate import answer, load_results, require_results
-    from momentad.config import load
+    from momentad.config import load, parse
     from momentad.io import atomic_file, write_json
     from momentad.layout import Layout
-    from momentad.study_file import read_study
+    from momentad.study_file import override, read_study
     from momentad.study_report import details, headline, plots, render
 
     setup_logging(verbose)
     t0 = time.perf_counter()
     layout = Layout(root)
-    cfg = load(params)
-    datasets, _, variants = read_study(study)
+    datasets, study_set, variants = read_study(study)
+    # the settings every dataset ran with: params.yaml under study.yaml's top-level `set` (budgets,
+    # draws and methods the report's protocol and contests name)
+    load(params)  # params.yaml's own errors first, named as such
+    cfg = parse(override(yaml.safe_load(params.read_text()), study_set, "set"), f"{params} with {study}'s set")
     results = load_results(list(datasets), layout.study_runs)
     require_results(results)
     systems = {n: d.system for n, d in datasets.items()}

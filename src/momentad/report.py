@@ -28,8 +28,10 @@ def answer_lines(verdict: dict[str, dict[str, Any]], weights: str) -> list[str]:
     """One sentence per budget answering the question, with its interval."""
     out = []
     for b, v in verdict.items():
-        where = {FULL: "on the full train split (MOMENT: its row at any budget)",
-                 "0": "no training: MOMENT zero-shot against the one-liners"}.get(b, f"{b} training windows")
+        where = {
+            FULL: "on the full train split (MOMENT: its row at any budget)",
+            "0": "no training: MOMENT zero-shot against the one-liners",
+        }.get(b, f"{b} training windows")
         against = (f"the classic detector picked on validation, `{v['best_baseline']}`" if "worse_than" not in v
                    else f"every classic detector at this budget ({v['compared_with']}, Holm-corrected; worse than "
                    f"{len(v['worse_than'])}, better than {len(v['better_than'])}); difference to the strongest on "

@@ -177,6 +177,7 @@ def _protocol(ans, results, params, variants) -> list[str]:
             effort.append(f"`{m}` {opts['epochs']} epochs (early stopping, patience {opts['patience']})")
     mo = params.options.get("moment") or {}
     ft = mo.get("finetune", {})
+    epochs = f"{ft.get('epochs')} epoch{'s' if ft.get('epochs') != 1 else ''}"
     lines = ["## Protocol", "",
              f"- **Split**: chronological {sp.train:.0%} / {sp.val:.0%} / {sp.test:.0%} of the rows (or the "
              f"format's own train part); where test then holds fewer than {sp.min_test_events} labelled event(s) "
@@ -188,8 +189,8 @@ def _protocol(ans, results, params, variants) -> list[str]:
              "steps; non-overlapping at test.",
              f"- **Budgets**: 0 (no training), {', '.join(map(str, params.budget.sizes))} training windows and the "
              f"full train split; budget b = at most b windows of history for every method alike; {params.budget.draws} "
-             "draws (stretches of history) per budget.",
-             f"- **MOMENT**: fine-tuned with `{ft.get('method')}` for {ft.get('epochs')} epochs (early stopping, "
+             f"draw{'s' if params.budget.draws > 1 else ''} (stretches of history) per budget.",
+             f"- **MOMENT**: fine-tuned with `{ft.get('method')}` for {epochs} (early stopping, "
              f"patience {ft.get('patience')}), the {ft.get('objective')} objective; the classic detectors: "
              + "; ".join(effort) + ".",
              "- **Variants**: " + "; ".join(f"`{k}` ({', '.join(f'{a}={b}' for a, b in v.set.items())})"

@@ -116,7 +116,8 @@ class Moment(Detector):
                            pt.precision(self.params.precision, self.device_), progress=self.progress,
                            desc="moment adapt")  # fmt: skip
             run = {"steps": a.steps, "samples": run["samples"], "windows": len(windows)}
-            if not all(bool(q.isfinite().all()) for q in self.model_.parameters()):  # never cache a diverged run
+            # never cache a diverged run
+            if not all(bool(q.isfinite().all()) for q in self.model_.parameters()):
                 raise InputError(f"moment.adapt diverged on this train split (non-finite weights after {a.steps} "
                                  f"steps at lr {a.lr}): lower moment.adapt.lr or set moment.adapt.steps: 0")  # fmt: skip
             from safetensors.torch import save_file
