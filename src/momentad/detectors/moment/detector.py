@@ -118,8 +118,9 @@ class Moment(Detector):
             run = {"steps": a.steps, "samples": run["samples"], "windows": len(windows)}
             # never cache a diverged run
             if not all(bool(q.isfinite().all()) for q in self.model_.parameters()):
-                raise InputError(f"moment.adapt diverged on this train split (non-finite weights after {a.steps} "
-                                 f"steps at lr {a.lr}): lower moment.adapt.lr or set moment.adapt.steps: 0")  # fmt: skip
+                raise InputError(f"moment.adapt diverged on this train split (non-finite weights after "
+                                 f"{a.steps} steps at lr {a.lr}): lower moment.adapt.lr or set "
+                                 "moment.adapt.steps: 0")  # fmt: skip
             from safetensors.torch import save_file
 
             from momentad.io import atomic_dir
