@@ -29,7 +29,8 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     assert stages == ran(first.stdout)
     summary = json.loads((repo_copy / "metrics/compare.json").read_text())
     scores = json.loads((repo_copy / "metrics/scores.json").read_text())
-    assert set(summary["answer"]) == {"8", "16", "full"} and set(scores["vus_pr"]) == set(methods)
+    # "0": MOMENT zero-shot against the one-liner, the only rows without training
+    assert set(summary["answer"]) == {"0", "8", "16", "full"} and set(scores["vus_pr"]) == set(methods)
     details = json.loads((repo_copy / "reports/compare.json").read_text())
     assert set(details["vus_pr"]["isolation_forest"]) == {"8", "16", "full"}
     assert set(details["vus_pr"]["squared_difference"]) == {"0"}
@@ -115,6 +116,10 @@ def test_repro_then_up_to_date_then_knob_reruns_data_stages_only(repo_copy):
     expected = {k if isinstance(k, str) else next(iter(k)) for k in declared["plots"]}
     for key in expected:
         assert any(key in name for name in rendered), (key, list(rendered))
+    # the study's charts too (study/dvc.yaml's paths are relative to study/), those on disk
+    study = [p.removeprefix("../") for p in yaml.safe_load((repo_copy / "study/dvc.yaml").read_text())["plots"]]
+    on_disk = [p for p in study if (repo_copy / p).is_file()]
+    assert len(on_disk) >= 5 and all(any(p in name for name in rendered) for p in on_disk), (on_disk, list(rendered))
     html = dvc(repo_copy, "plots", "show", "-o", "html")
     assert html.returncode == 0, html.stderr
     page = (repo_copy / "html/index.html").read_text()
