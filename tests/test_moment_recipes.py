@@ -143,3 +143,31 @@ def test_full_split_adds_the_full_budget_and_variants_are_methods():
     raw["methods"] = ["momnet-tsbad"]
     with pytest.raises(InputError, match="methods lists 'momnet-tsbad', which is not a method; did you mean moment"):
         configure(parse(raw))
+
+
+@pytest.mark.parametrize("recipe", ["momentad", "tsbad"])
+def test_a_stretch_shorter_than_one_patch_scores_finitely(recipe):
+    """NAB's rogue-agent series has one-row stretches between time gaps. MOMENT attends only to
+    whole observed patches, so a window of fewer than 8 rows used to score NaN (every method
+    but MOMENT ran on that dataset); it is padded with its first row to one patch."""
+    import pandas as pd
+
+    from momentad.data import Split
+    from momentad.windows import window_index
+
+    sizes = [200, 1, 5, 8, 100]
+    n = sum(sizes)
+    frame = pd.DataFrame({"k0": np.sin(np.arange(n) / 5.0).astype(np.float32)})
+    frame["timestamp"] = np.arange(n) + np.repeat(np.arange(len(sizes)) * 1000, sizes)
+    frame["label"] = np.zeros(n, np.int8)
+    frame["fault_type"] = pd.Series([None] * n, dtype="string")
+    frame["segment"] = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    split = Split("test", frame, ["k0"], window_index(frame, 64, 64))
+    det = detector(**{"zero_shot.recipe": recipe})
+    det.fit(None)
+    scores = det.decision_function(split)
+    assert scores.shape == (n,) and np.isfinite(scores).all()
+    # the padding never reaches the scores of the rows around it: a long stretch scores as on its own
+    head = frame.iloc[:200].copy()
+    alone = det.decision_function(Split("test", head, ["k0"], window_index(head, 64, 64)))
+    np.testing.assert_allclose(scores[:200], alone, rtol=1e-5)

@@ -233,7 +233,7 @@ class Moment(Detector):
         self._scoring_mode()
         err = []
         with torch.inference_mode(), autocast(self.device_, self.params.precision), quiet_checkpoint():
-            for _, xb, mb in window_batches(values, index, self.params.batch_size, self.context_):
+            for _, xb, mb in window_batches(values, index, self.params.batch_size, self.context_, self.patch_len_):
                 x, m = torch.from_numpy(xb).to(self.device_), torch.from_numpy(mb).to(self.device_)
                 err.append(self.recipe.per_step(x, m)[:, -n:].float().mean(1).cpu().numpy())
         err = np.concatenate(err)

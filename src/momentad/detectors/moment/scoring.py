@@ -25,13 +25,29 @@ def reduce_channels(errors: np.ndarray, how: str = "mean", topk: int = 5) -> np.
     return np.sort(errors, axis=1)[:, -k:].mean(axis=1)
 
 
-def window_batches(values: np.ndarray, index, batch_size: int, context: int = CONTEXT_LENGTH):
-    """Yield (first sequence, x (b, 1, context), input mask (b, context)) over windows x channels.
+def whole_patches(values: np.ndarray, index, context: int = CONTEXT_LENGTH,
+                  patch_len: int = 8) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`momentad.windows.materialize`, with a window of fewer than ``patch_len`` rows (a
+    stretch between two time gaps) left-padded to one patch by repeating its first row, marked
+    observed. MOMENT attends only to whole observed patches: such a window would leave it
+    nothing to attend to, and score NaN. Its own rows stay last, where scores are read."""
+    x, mask = materialize(values, index, context)
+    seen = mask.sum(axis=1)
+    for i in np.flatnonzero((seen > 0) & (seen < patch_len)):
+        first = context - seen[i]
+        x[i, :, context - patch_len : first] = x[i, :, first : first + 1]
+        mask[i, context - patch_len :] = 1
+    return x, mask
+
+
+def window_batches(values: np.ndarray, index, batch_size: int, context: int = CONTEXT_LENGTH, patch_len: int = 8):
+    """Yield (first sequence, x (b, 1, context), input mask (b, context)) over windows x channels
+    (:func:`whole_patches`).
 
     Channels are scored as independent univariate sequences, as MOMENT is channel-independent;
     flattening them lets one batch mix windows and channels.
     """
-    x, mask = materialize(values, index, context)
+    x, mask = whole_patches(values, index, context, patch_len)
     w, c, _ = x.shape
     seqs = x.reshape(w * c, 1, context)
     seq_mask = np.repeat(mask, c, axis=0)

@@ -21,23 +21,23 @@ from tqdm.auto import tqdm
 
 from momentad.data import Split
 from momentad.detectors.moment.recipes import Recipe
-from momentad.detectors.moment.scoring import masked_loss, patch_mask, window_batches
+from momentad.detectors.moment.scoring import masked_loss, patch_mask, whole_patches, window_batches
 from momentad.device import autocast
 from momentad.errors import InputError, NotRun
 from momentad.training import LoopConfig, TrainLoop
-from momentad.windows import CONTEXT_LENGTH, materialize
+from momentad.windows import CONTEXT_LENGTH
 
 PATCH_HEAD = "patch_head."
 
 
 def sequences(split: Split, rows: np.ndarray, channels_per_window: int, seed: int, draw: int,
               channel_weights: np.ndarray | None = None,
-              context: int = CONTEXT_LENGTH) -> dict[str, np.ndarray]:  # fmt: skip
+              context: int = CONTEXT_LENGTH, patch_len: int = 8) -> dict[str, np.ndarray]:  # fmt: skip
     """Univariate training sequences: per window, ``channels_per_window`` channels drawn once.
 
     Returns x (n, 1, context), input mask (n, context), per-step labels (n, context)."""
     index = split.index.iloc[rows]
-    x, mask = materialize(split.values, index, context)
+    x, mask = whole_patches(split.values, index, context, patch_len)
     w, c, _ = x.shape
     k = min(channels_per_window, c)
     rng = np.random.default_rng([seed, draw, 7])
@@ -115,11 +115,11 @@ class Momentad(Recipe):
             raise NotRun("the training span holds no anomaly-free window")
         weights = fault_channel_weights(train, rows) if classification else None
         c = h.context_
-        self._train = sequences(train, rows, ft.channels_per_window, h.seed, h.ctx.draw, weights, c)
+        self._train = sequences(train, rows, ft.channels_per_window, h.seed, h.ctx.draw, weights, c, h.patch_len_)
         if val is None:
             raise InputError("moment needs a validation split for early stopping")
         self._val = sequences(val, np.arange(len(val.index)), ft.channels_per_window, h.seed, h.ctx.draw,
-                              context=c)  # fmt: skip
+                              context=c, patch_len=h.patch_len_)  # fmt: skip
         if classification and self._train["labels"].sum() == 0:
             raise NotRun(f"moment.finetune.objective=classification: the {len(rows)} training windows hold no "
                          "labelled anomaly")  # fmt: skip
@@ -216,7 +216,7 @@ class Momentad(Recipe):
             sub = index[lengths == length]
             err = np.empty((len(sub) * c, length), dtype=np.float32)
             with autocast(h.device_, h.params.precision):
-                for a, xb, mb in window_batches(values, sub, h.params.batch_size, h.context_):
+                for a, xb, mb in window_batches(values, sub, h.params.batch_size, h.context_, h.patch_len_):
                     x = torch.from_numpy(xb).to(h.device_)
                     m = torch.from_numpy(mb).to(h.device_)
                     err[a : a + len(xb)] = self.per_step(x, m)[:, -length:].float().cpu().numpy()

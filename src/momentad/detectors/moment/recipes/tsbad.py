@@ -47,7 +47,7 @@ class Windows(torch.utils.data.Dataset):
         n, c = self.values.shape
         if c == 1:
             view = np.lib.stride_tricks.sliding_window_view(self.values[:, 0].astype(np.float32), w)
-            self.samples = torch.from_numpy(np.ascontiguousarray(view)).unsqueeze(-1)
+            self.samples = torch.from_numpy(np.array(view)).unsqueeze(-1)  # a copy: the view is read-only
         else:
             self.samples = torch.from_numpy(self.values.astype(np.float32))
 
@@ -107,10 +107,12 @@ def window_errors(model: torch.nn.Module, values: np.ndarray, w: int, batch_size
 def _short_window_error(model: torch.nn.Module, values: np.ndarray, patch_len: int, device: torch.device) -> np.ndarray:
     n, c = values.shape
     length = max(patch_len, math.ceil(n / patch_len) * patch_len)
+    seen = max(n, patch_len)  # under one patch: its first row repeated, as MOMENT attends only to whole patches
     x = torch.zeros(c, 1, length)
-    x[:, 0, length - n :] = torch.from_numpy(values.T.astype(np.float32))
+    rows = np.maximum(np.arange(seen) - (seen - n), 0)
+    x[:, 0, length - seen :] = torch.from_numpy(values[rows].T.astype(np.float32))
     mask = torch.zeros(c, length)
-    mask[:, length - n :] = 1
+    mask[:, length - seen :] = 1
     with torch.no_grad():
         rec = model(x_enc=x.to(device), input_mask=mask.to(device)).reconstruction.cpu()
     return ((x[:, 0, length - n :] - rec[:, 0, length - n :]) ** 2).mean(dim=-1).double().numpy()
