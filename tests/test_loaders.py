@@ -178,3 +178,34 @@ def test_nab_windows_that_do_not_fit_are_one_line(tmp_path, windows, message):
     path = nab_folder(tmp_path, windows)
     with pytest.raises(InputError, match=re.escape(message)):
         load(data_params("nab", path), seed=0)
+
+
+@pytest.mark.parametrize("late", ["float", "first_empty", "bad_row"])
+def test_a_csv_read_block_by_block_equals_the_whole_file_read(tmp_path, monkeypatch, late):
+    """Large CSVs are read block by block (memory of about the table); where a later block
+    does not fit the types of the first (integers, then a fraction; a column empty at first)
+    the whole-file reader decides, so the table is the one pandas reads, or the error is."""
+    from momentad.loaders import _common
+
+    monkeypatch.setattr(_common, "BLOCK_BYTES", 1 << 10)  # many blocks from a small file
+    n = 2000
+    frame = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=n, freq="min").astype(str),
+                          "cpu": np.arange(n) % 7, "mem": np.linspace(0, 1, n), "label": np.zeros(n, int)})  # fmt: skip
+    frame["cpu"] = frame["cpu"].astype(float)
+    if late == "float":
+        frame.loc[n - 5, "cpu"] = 1.5
+    frame["disk"] = np.where(np.arange(n) < 500, np.nan, np.arange(n) / 3) if late == "first_empty" else 1.0
+    path = tmp_path / "kpis.csv"
+    text = frame.to_csv(index=False).replace(".0,", ",").replace(".0\n", "\n")  # integers as an exporter writes them
+    if late == "bad_row":
+        text += "2024-01-02 10:00:00,1,2\n"
+    path.write_text(text)
+    if late == "bad_row":
+        with pytest.raises(InputError, match=r"kpis.csv: not a readable CSV \(CSV parse error: Expected 5 columns"):
+            _common.read_csv(path)
+        return
+    got = _common.read_csv(path)
+    want = pd.read_csv(path)
+    kpis = ["cpu", "mem", "disk"]
+    np.testing.assert_allclose(got[kpis].to_numpy(float), want[kpis].to_numpy(float))
+    assert got["cpu"].iloc[n - 5] == (1.5 if late == "float" else (n - 5) % 7)

@@ -192,7 +192,7 @@ def _protocol(ans, results, params, variants) -> list[str]:
              f"draw{'s' if params.budget.draws > 1 else ''} (stretches of history) per budget.",
              f"- **MOMENT**: fine-tuned with `{ft.get('method')}` for {epochs} (early stopping, "
              f"patience {ft.get('patience')}), the {ft.get('objective')} objective; the classic detectors: "
-             + "; ".join(effort) + ".",
+             + ("; ".join(effort) if effort else "none of those in this study trains in epochs") + ".",
              "- **Variants**: " + "; ".join(f"`{k}` ({', '.join(f'{a}={b}' for a, b in v.set.items())})"
                                              for k, v in variants.items()) + ".",
              "- **Statistics**: per dataset the difference in test VUS-PR (mean over draws) to the opponent picked "

@@ -26,6 +26,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 PARQUET = (".parquet", ".pq")
 INFLUX = ("#datatype", "#group", "#default")
 SNIFF = 1 << 16  # bytes read to look at the header before reading the file
+BLOCK_BYTES = 1 << 24  # the CSV reader's block: types come from the first one when streaming
 
 
 def available_memory() -> int:
@@ -167,7 +168,7 @@ def _fits(path: Path, head: bytes, header: list[str], max_rows: int | None, colu
     rows = int(size / (len(head) / lines))
     rows = min(rows, max_rows) if max_rows else rows
     cols = len(columns) + 1 if columns else len(header)
-    need = rows * cols * 8 * 2 + rows * 80  # numbers as float64 twice over (arrow, then pandas) + times
+    need = rows * cols * 8 * 2 + rows * 80  # numbers as float64 twice over (the table, then the scaled copies) + times
     free = available_memory()
     if need > 0.8 * free:
         raise InputError(f"{path}: reading it needs about {need / 2**30:.1f} GiB ({rows:,} rows x {cols} columns) and "
@@ -192,22 +193,21 @@ def _read_arrow(path: Path, skip: int, header: list[str], max_rows: int | None, 
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    read = pc.ReadOptions(skip_rows=skip, block_size=1 << 24, use_threads=True)
+    pool = _pool()
+    read = pc.ReadOptions(skip_rows=skip, block_size=BLOCK_BYTES, use_threads=True)
     parse = pc.ParseOptions()
     convert = pc.ConvertOptions(strings_can_be_null=True, include_columns=columns,
                                 null_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"])  # fmt: skip
     try:
-        if max_rows:
-            reader = pc.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-            batches, n = [], 0
-            for batch in reader:
-                batches.append(batch)
-                n += batch.num_rows
-                if n >= max_rows:
-                    break
-            table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
-        else:
-            table = pc.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        try:
+            table = _stream(path, read, parse, convert, max_rows, pool)
+        except pa.ArrowInvalid:  # a type the first block did not show, or a bad row: the whole-file reader decides
+            if max_rows:
+                raise
+            table = None
+        if table is None:
+            table = pc.read_csv(path, read_options=read, parse_options=parse, convert_options=convert,
+                                memory_pool=pool)  # fmt: skip
     except pa.ArrowInvalid as e:
         msg = str(e)
         if "UTF8" in msg or "utf-8" in msg.lower():
@@ -219,7 +219,44 @@ def _read_arrow(path: Path, skip: int, header: list[str], max_rows: int | None, 
                          "comment or title lines above it) and every row needs as many fields") from None  # fmt: skip
     except OSError as e:
         raise InputError(f"{path}: cannot be read ({e}); check the file") from None
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    return table.to_pandas(self_destruct=True, split_blocks=True, memory_pool=pool)
+
+
+def _pool():
+    """jemalloc where pyarrow has it, as every Arrow allocation's pool, returning freed pages at
+    once: with the default pool the CSV reader's parse buffers stay resident beside the table
+    (a 433 MB CSV: 1.7 GB while reading, 0.6 GB with this)."""
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    pa.jemalloc_set_decay_ms(0)
+    return pool
+
+
+def _stream(path: Path, read, parse, convert, max_rows: int | None, pool):
+    """The CSV block by block (at most ``max_rows`` rows): memory of about the table, not the
+    whole-file reader's buffers. Types come from the first block, so None where a column is
+    empty there (text or numbers may follow: the whole-file reader decides); a later block that
+    does not fit them raises ArrowInvalid."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    reader = pc.open_csv(path, read_options=read, parse_options=parse, convert_options=convert, memory_pool=pool)
+    if not max_rows and any(pa.types.is_null(f.type) for f in reader.schema):
+        reader.close()
+        return None
+    batches, n = [], 0
+    for batch in reader:
+        batches.append(batch)
+        n += batch.num_rows
+        if max_rows and n >= max_rows:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    return table.slice(0, max_rows) if max_rows else table
 
 
 def separator_hint(columns) -> str:
