@@ -247,20 +247,23 @@ def test_missing_or_malformed_scores_name_the_file(runner, tmp_path, monkeypatch
     )
 
 
-def test_one_pr_chart_per_budget_with_every_method_and_the_weights_in_its_name(tmp_path):
-    """pr_curves.png: a panel per budget (0, each size, full), methods as series; a method that
-    needs no training in every panel, the foundation model named with its weights."""
-    from momentad.compare import pr_curves, read_all_scores, read_rows, table
+def test_the_pr_chart_shows_each_methods_best_row_named_with_its_weights_and_budget(tmp_path):
+    """pr_curves.png: one curve per method (its best row), the foundation model named with its
+    weights, each with the budget of that row."""
+    from momentad.compare import best_per_method, pr_curves, read_all_scores, read_rows, table
 
     fixture(tmp_path, strengths={**STRENGTH, "moving_variance": {"0": 1.0}})
     rows, _ = read_rows(Layout(tmp_path), ["moment", "isolation_forest", "random_forest", "moving_variance"])
     tab = table(rows)
-    panels = pr_curves(tab, read_all_scores(Layout(tmp_path), rows), [100, 500])
-    assert list(panels) == ["0", "100", "500", "full"]
-    assert list(panels["0"]) == ["moment (RANDOM-INIT)", "moving_variance"]
-    assert list(panels["100"]) == ["isolation_forest", "moment (RANDOM-INIT)", "moving_variance"]  # rf_100 not run
-    assert list(panels["full"]) == ["isolation_forest", "moving_variance", "random_forest"]
-    p, r = panels["500"]["isolation_forest"]
+    curves = pr_curves(tab, read_all_scores(Layout(tmp_path), rows), best_per_method(tab))
+    names = sorted(curves)
+    assert [n.split(", ")[0] for n in names] == ["isolation_forest", "moment (RANDOM-INIT)", "moving_variance",
+                                                 "random_forest"]  # fmt: skip
+    best = tab.drop_duplicates("method").set_index("method")["budget"]
+    said = {"0": "zero-shot", "full": "full split"}
+    assert "moving_variance, zero-shot" in names
+    assert f"moment (RANDOM-INIT), {said.get(best['moment'], best['moment'] + ' windows')}" in names
+    p, r = curves[next(n for n in names if n.startswith("isolation_forest"))]
     assert r[0] == 1.0 and p[-1] == 1.0  # sklearn order: recall from 1 down, precision up to 1
 
 

@@ -282,27 +282,23 @@ def _label(r) -> str:
     return f"{r['method']} ({r['weights']})" if r["side"] == FOUNDATION else r["method"]
 
 
-def pr_curves(tab: pd.DataFrame, frames: dict[str, pd.DataFrame], budgets: list[int],
-              points: int = 400) -> dict[str, dict[str, tuple]]:  # fmt: skip
-    """Test precision-recall curves of every method per budget (0, each size, full), thinned to
-    about ``points`` points: a method's row at that budget, or its budget-0 row where it needs
-    no training; budgets where no method trained are left out."""
-    panels: dict[str, dict[str, tuple]] = {}
-    trains = set(tab.loc[tab["budget"] != "0", "method"])
-    for b in ["0", *map(str, budgets), FULL]:
-        curves = {}
-        for _, r in tab.sort_values("method", kind="stable").iterrows():
-            if r["budget"] != b and not (r["budget"] == "0" and r["method"] not in trains):
-                continue
-            f = frames[r["id"]]
-            if not f["label"].any():
-                continue
-            p, rec, _ = precision_recall_curve(f["label"], f["score"])
-            step = max(1, len(p) // points)
-            curves[_label(r)] = (p[::step], rec[::step])
-        if b == "0" or any(tab.loc[tab["budget"] == b, "method"].isin(trains)):
-            panels[b] = curves
-    return panels
+def pr_curves(tab: pd.DataFrame, frames: dict[str, pd.DataFrame], ids: list[str],
+              points: int = 400) -> dict[str, tuple]:  # fmt: skip
+    """Test precision-recall curves of the rows ``ids`` (each method's best row), thinned to
+    about ``points`` points, named by method (the foundation model with its weights) and budget;
+    none where the test split holds no labelled anomaly."""
+    curves = {}
+    rows = tab.set_index("id")
+    for i in ids:
+        r, f = rows.loc[i], frames[i]
+        if not f["label"].any():
+            continue
+        p, rec, _ = precision_recall_curve(f["label"], f["score"])
+        step = max(1, len(p) // points)
+        b = r["budget"]
+        said = "zero-shot" if b == "0" else "full split" if b == FULL else f"{b} windows"
+        curves[f"{_label(r)}, {said}"] = (p[::step], rec[::step])
+    return curves
 
 
 def timeline_rows(tab: pd.DataFrame) -> list[str]:
@@ -393,11 +389,15 @@ def draw_plots(layout: Layout, tab, rows, frames, recall, rca, curve, verdict, b
     learning_curve_png(curve, out / "learning_curve.png")
     labels = {r.id: _label(tab.loc[i]) for i, r in zip(tab.index, tab.itertuples(), strict=True)}
     counts = next((r.get("fault_type_events") for r in rows if r.get("fault_type_events")), {}) or {}
-    heatmap_png(recall.rename(index=labels, columns=lambda t: f"{t} (n={counts[t]})" if t in counts else t),
-                out / "fault_type_recall.png",
-                "Share of test fault events detected at the validation threshold (each method's best row)")  # fmt: skip
-    pr_curves_png(pr_curves(tab, frames, budgets), {_label(r) for _, r in tab.iterrows() if r["side"] == FOUNDATION},
-                  out / "pr_curves.png")  # fmt: skip
+    # recall per fault type rewards a method that flags everything: its alarms' precision beside it
+    precision = tab.set_index("id")["precision"].reindex(recall.index).to_numpy(dtype=float)
+    shown = recall.rename(columns=lambda t: f"{t} (n={counts[t]})" if t in counts else t)
+    shown["precision of the alarms"] = precision
+    heatmap_png(shown.rename(index=labels), out / "fault_type_recall.png",
+                "Share of test fault events detected at the validation threshold, and the precision of those "
+                "alarms (each method's best row)", split_last=True)  # fmt: skip
+    pr_curves_png(pr_curves(tab, frames, best_per_method(tab)),
+                  {_label(r) for _, r in tab.iterrows() if r["side"] == FOUNDATION}, out / "pr_curves.png")  # fmt: skip
     verdict_png(verdict, foundation_weights(tab), out / "verdict.png")
     by = {r.id: r for r in rows}
     series = {f"{labels[m]}\n{m.rsplit('_', 1)[-1]}": (frames[m]["score"].to_numpy(), by[m].get("threshold")["value"])

@@ -39,10 +39,13 @@ def learning_curve_png(curve, path: Path) -> None:
     _save(fig, path)
 
 
-def heatmap_png(table, path: Path, title: str) -> None:
-    """Methods x fault types recall heatmap."""
+def heatmap_png(table, path: Path, title: str, split_last: bool = False) -> None:
+    """Methods x fault types recall heatmap (``split_last``: the last column, set apart by a
+    white rule, is another measure)."""
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * table.shape[1], 1.2 + 0.4 * table.shape[0]))
     im = ax.imshow(table.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    if split_last:
+        ax.axvline(table.shape[1] - 1.5, color="white", lw=3)
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
     for (i, j), v in np.ndenumerate(table.to_numpy(dtype=float)):
@@ -61,34 +64,24 @@ def _style(i: int, foundation: bool) -> dict:
     return {"color": plt.cm.tab10(i % 10), "lw": 1.2, "ls": ("-", "--", ":")[(i // 10) % 3]}
 
 
-def pr_curves_png(panels: dict[str, dict[str, tuple]], foundation: set[str], path: Path) -> None:
-    """One precision-recall chart per budget (``panels``: budget -> {legend label: (precision,
-    recall)}), every method a series in the same colour in every chart; one legend for all."""
-    labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
-    n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.6, 4.6), sharey=True, squeeze=False)
-    handles = {}
-    for ax, (budget, curves) in zip(axes[0], panels.items(), strict=False):
-        for label, (p, r) in curves.items():
-            (line,) = ax.plot(r, p, label=label, **_style(labels.index(label), label in foundation))
-            handles.setdefault(label, line)
-        ax.set_title(f"budget {budget}" + (" (no training)" if budget == "0" else " windows" if budget != "full"
-                                           else " (whole train split)"), fontsize=9)  # fmt: skip
-        ax.set_xlabel("recall", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].set_ylabel("precision (test)", fontsize=8)
-    if not handles:  # a series without labelled test anomalies has no precision-recall curve
-        axes[0, 0].text(0.02, 0.5, "No labelled test anomaly: no precision-recall curve (reports/compare.md gives "
-                        "false-alarm rates)", fontsize=9, transform=axes[0, 0].transAxes)  # fmt: skip
-        _save(fig, path)
-        return
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8,
-               frameon=False)  # fmt: skip
-    fig.suptitle("Precision-recall on test per training budget (each method's first draw)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07 + 0.035 * ((len(handles) - 1) // 6), 1, 1))
-    _write(fig, path)
+def pr_curves_png(curves: dict[str, tuple], foundation: set[str], path: Path) -> None:
+    """Test precision-recall of each method's best row (``curves``: legend label -> (precision,
+    recall)), the foundation model in thick black, the legend beside the chart."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    for i, (label, (p, r)) in enumerate(curves.items()):
+        ax.plot(r, p, label=label, **_style(i, label.split(", ")[0] in foundation))
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision (test)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    if curves:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="method, its best budget",
+                  title_fontsize=7)  # fmt: skip
+    else:  # a series without labelled test anomalies has no precision-recall curve
+        ax.text(0.02, 0.5, "No labelled test anomaly: no precision-recall curve (reports/compare.md gives "
+                "false-alarm rates)", fontsize=9, transform=ax.transAxes)  # fmt: skip
+    ax.set_title("Precision-recall on test: each method's best row", fontsize=10)
+    _save(fig, path)
 
 
 def verdict_png(verdict: dict[str, dict], weights: str, path: Path) -> None:
