@@ -27,7 +27,7 @@ def main(
     Wilcoxon p Holm-corrected over every test, wins / ties / losses, ranks, a per-system table.
     Writes reports/study.md, reports/study.json, metrics/study.json, metrics/study_scores.json and
     plots/study/."""
-    from momentad.aggregate import answer, load_results, require_results
+    from momentad.aggregate import answer, load_results, reconstruction_errors, reconstruction_pairs, require_results
     from momentad.config import load, parse
     from momentad.io import atomic_file, write_json
     from momentad.layout import Layout
@@ -47,6 +47,8 @@ def main(
     systems = {n: d.system for n, d in datasets.items()}
     methods = [*cfg.methods, *[v for v in variants if v not in cfg.methods]]
     ans = answer(results, methods, cfg.budget.sizes, systems, cfg.seed, cfg.compare.bootstrap)
+    pairs = reconstruction_pairs(ans["roles"], cfg.options, variants)
+    ans["reconstruction"] = {a: reconstruction_errors(layout.study_runs, results, [(a, b)]) for a, b in pairs}
     head = headline(ans, results, systems)
     plots(ans, layout.study_plots, head["head"]["weights"])
     # the headline (study.json) and the numbers behind it (study_scores.json), as compare.json and

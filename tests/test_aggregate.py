@@ -154,3 +154,37 @@ def test_contests_count_wins_ties_losses_and_holm_over_every_test():
     ps = [c.p for c in cs]
     assert [c.p_holm for c in cs] == pytest.approx(holm(ps))  # one correction over the whole report
     assert primary.verdict == "worse" and pretrained.verdict == "better"
+
+
+def test_zero_shot_reconstruction_error_is_compared_on_normal_test_steps(tmp_path):
+    """The pretrained variant's budget-0 scores (MOMENT's squared reconstruction error) against
+    its random initialisation's, on the test split's normal steps only, every readable dataset."""
+    from momentad.aggregate import reconstruction_errors, reconstruction_pairs
+    from momentad.layout import Layout
+    from momentad.study_report import reconstruction_summary
+
+    means = {"d0": (0.1, 0.5), "d1": (0.2, 0.4), "d2": (0.9, 0.3)}  # pretrained lower on d0, d1
+    results = {}
+    for name, (pre, rnd) in means.items():
+        variants = ("moment", "moment-random-init")
+        results[name] = {"status": "ok", "results": {m: {"0": {"status": "ok"}} for m in variants}}
+        for m, level in (("moment", pre), ("moment-random-init", rnd)):
+            path = Layout(tmp_path / name).scores(m, "0")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # the anomalous steps score 100: they must not count
+            pd.DataFrame({"score": [level, level, 100.0], "label": [0, 0, 1]}).to_parquet(path)
+    results["d3"] = {"status": "failed: unreadable"}
+    rec = reconstruction_errors(tmp_path, results, [("moment", "moment-random-init")])
+    assert list(rec.index) == ["d0", "d1", "d2"]
+    assert rec.loc["d1"].tolist() == pytest.approx([0.2, 0.4])
+    assert reconstruction_summary(rec) == {"datasets": 3, "lower": 2, "median_ratio": pytest.approx(0.5)}
+
+    from types import SimpleNamespace
+
+    ro = Roles(["moment", "moment-random-init", "moment-tsbad"], ["knn"], [])
+    options = {"moment": SimpleNamespace(zero_shot=SimpleNamespace(score="reconstruction"))}
+    same = {"moment-random-init": SimpleNamespace(set={"checkpoint": "random-init:mini"})}
+    assert reconstruction_pairs(ro, options, same) == [("moment", "moment-random-init")]
+    # a variant scoring otherwise (e.g. with level/scale statistics) is not a reconstruction error
+    other = {"moment-random-init": SimpleNamespace(set={"zero_shot.score": "reconstruction+stats"})}
+    assert reconstruction_pairs(ro, options, other) == []

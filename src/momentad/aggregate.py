@@ -37,6 +37,7 @@ import pandas as pd
 
 from momentad.budgets import FULL, at_most, order
 from momentad.errors import InputError
+from momentad.layout import Layout
 from momentad.stats import cluster_bootstrap, holm, verdict_over_datasets, wilcoxon
 
 TIE = 0.01
@@ -260,6 +261,42 @@ def answer(results: dict[str, dict[str, Any]], methods: list[str], budgets: list
         ran = [m for m in scores.columns if scores[m].notna().any()]
         out["scores"][b] = scores[ran]
         out["ranks"][b] = rank_stats(scores[ran]) if len(scores) and len(ran) >= 2 else None
+    return out
+
+
+def reconstruction_errors(runs: Path, results: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Datasets x methods: each MOMENT variant's zero-shot reconstruction error on the test
+    split's normal steps (label 0): the mean of its budget-0 scores, which are MOMENT's per-step
+    squared reconstruction error where ``zero_shot.score: reconstruction``. Every readable
+    dataset counts, labelled or not (no label is needed to ask which weights reconstruct better).
+    ``pairs``: (pretrained, random-init) variants; NaN where a variant has no budget-0 scores."""
+    data = {}
+    for name, r in results.items():
+        if r.get("status") != "ok":
+            continue
+        row = {}
+        for m in dict.fromkeys(x for pair in pairs for x in pair):
+            path = Layout(runs / name).scores(m, "0")
+            ok = (r.get("results", {}).get(m, {}).get("0") or {}).get("status") == "ok"
+            if not ok or not path.is_file():
+                row[m] = np.nan
+                continue
+            f = pd.read_parquet(path, columns=["score", "label"])
+            row[m] = float(f.loc[f["label"] == 0, "score"].mean())
+        data[name] = row
+    return pd.DataFrame.from_dict(data, orient="index")
+
+
+def reconstruction_pairs(ro: Roles, options: dict[str, Any], variants: dict[str, Any]) -> list[tuple[str, str]]:
+    """(pretrained, random-init) variant pairs whose budget-0 scores are MOMENT's plain
+    reconstruction error (``zero_shot.score: reconstruction``, which neither variant overrides)."""
+    out = []
+    for m in ro.foundation:
+        r = f"{m}-random-init"
+        zs = getattr(options.get(m), "zero_shot", None)
+        touched = any(k.startswith("zero_shot") for v in (m, r) if v in variants for k in variants[v].set)
+        if r in ro.foundation and zs is not None and zs.score == "reconstruction" and not touched:
+            out.append((m, r))
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from momentad.aggregate import false_alarms, not_run, per_system, reason_counts
 
@@ -73,12 +74,24 @@ def headline(ans: dict[str, Any], results: dict[str, dict[str, Any]], systems: d
               "holm_p": {b: _r(c.p_holm) for b, c in primary.items()}, "n": {b: c.n for b, c in primary.items()},
               "pretrained_minus_random_init": {b: _r(c.mean) for b, c in pre.items()},
               "moment_rank": {}, "best_by_rank": {}}  # fmt: skip
+    for m, rec in ans.get("reconstruction", {}).items():
+        if m == main:
+            scores["reconstruction_lower_pretrained"] = reconstruction_summary(rec)
     for b, r in ans["ranks"].items():
         if r and r["meanrank"]:
             scores["best_by_rank"][b] = min(r["meanrank"], key=r["meanrank"].get)
             if main in r["meanrank"]:
                 scores["moment_rank"][b] = round(r["meanrank"][main], 3)
     return {"head": head, "scores": scores}
+
+
+def reconstruction_summary(rec: pd.DataFrame) -> dict[str, Any]:
+    """On how many datasets the pretrained variant (first column) reconstructs the test split's
+    normal steps with a lower zero-shot error than its random initialisation (second column)."""
+    both = rec.dropna()
+    a, b = both.iloc[:, 0], both.iloc[:, 1]
+    ratio = (a / b).median() if len(both) else float("nan")
+    return {"datasets": len(both), "lower": int((a < b).sum()), "median_ratio": _r(ratio)}
 
 
 def _r(v: Any) -> Any:
@@ -228,6 +241,13 @@ def _answer(ans, results) -> list[str]:
                          f"[{_f(c.ci[0], sign=True)}, {_f(c.ci[1], sign=True)}] | {c.n} | {_p(c.p_holm)} | "
                          f"{w} / {t} / {lo} |")  # fmt: skip
         lines.append("")
+        if title.startswith("Does pretraining help?"):
+            for m, rec in ans.get("reconstruction", {}).items():
+                r = reconstruction_summary(rec)
+                lines += [f"Zero-shot reconstruction error (mean squared error of `{m}`'s budget-0 scores on the test "
+                          f"split's normal steps, every readable dataset, labelled or not): the pretrained weights "
+                          f"reconstruct better on **{r['lower']} of {r['datasets']}** datasets; median ratio "
+                          f"pretrained / random-init {_f(r['median_ratio'])}.", ""]  # fmt: skip
     return lines
 
 
