@@ -182,7 +182,7 @@ def test_zero_shot_reconstruction_error_is_compared_on_normal_test_steps(tmp_pat
     from types import SimpleNamespace
 
     ro = Roles(["moment", "moment-random-init", "moment-tsbad"], ["knn"], [])
-    options = {"moment": SimpleNamespace(zero_shot=SimpleNamespace(score="reconstruction"))}
+    options = {"moment": {"zero_shot": {"score": "reconstruction"}}}  # as config.parse gives it
     same = {"moment-random-init": SimpleNamespace(set={"checkpoint": "random-init:mini"})}
     assert reconstruction_pairs(ro, options, same) == [("moment", "moment-random-init")]
     # a variant scoring otherwise (e.g. with level/scale statistics) is not a reconstruction error

@@ -293,9 +293,10 @@ def reconstruction_pairs(ro: Roles, options: dict[str, Any], variants: dict[str,
     out = []
     for m in ro.foundation:
         r = f"{m}-random-init"
-        zs = getattr(options.get(m), "zero_shot", None)
+        # the parsed config holds a method's options as a plain dict
+        zs = (options.get(m) or {}).get("zero_shot") or {}
         touched = any(k.startswith("zero_shot") for v in (m, r) if v in variants for k in variants[v].set)
-        if r in ro.foundation and zs is not None and zs.score == "reconstruction" and not touched:
+        if r in ro.foundation and zs.get("score") == "reconstruction" and not touched:
             out.append((m, r))
     return out
 
